@@ -1,0 +1,47 @@
+"""probekit: survey and bias-probing experiments on LLMs.
+
+Python API (mirrors the CLI):
+    probekit.load_survey(path)           -> Survey (validated; raises SpecError with file:line — fix)
+    probekit.expand(survey, ...)         -> list[Trial]
+    probekit.run(paths, models=[...])    -> RunSummary (results in the DuckDB store)
+    probekit.open_store(path)            -> Store with DataFrame readers (runs(), results(), query(sql))
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from probekit.runner import RunOptions, RunSummary
+    from probekit.store.store import Store
+    from probekit.survey.expand import Trial
+    from probekit.survey.schema import Survey
+
+
+def load_survey(path: Any) -> Survey:
+    from probekit.survey.loader import load_survey as _load
+
+    return _load(path)
+
+
+def expand(survey: Survey, **overrides: Any) -> list[Trial]:
+    from probekit.survey.expand import expand as _expand
+
+    return _expand(survey, **overrides)
+
+
+def run(survey_paths: Any, options: RunOptions | None = None, **kwargs: Any) -> RunSummary:
+    from probekit.runner import run as _run
+
+    return _run(survey_paths if isinstance(survey_paths, list | tuple) else [survey_paths], options, **kwargs)
+
+
+def open_store(path: Any = "outputs/probekit.duckdb") -> Store:
+    from probekit.store.store import open_store as _open
+
+    return _open(path)
+
+
+__all__ = ["load_survey", "expand", "run", "open_store", "__version__"]

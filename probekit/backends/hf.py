@@ -1,0 +1,342 @@
+"""Local models through Hugging Face transformers (CUDA when present, CPU otherwise).
+
+logprob mode reads the answer-label distribution from one forward pass per prompt, computing only the
+last position's logits (`logits_to_keep=1`); prompts are batched by a token budget with left padding and
+explicit position ids, so a prompt's numbers do not depend on what it is batched with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import time
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+from probekit.backends.base import Backend, ModelInfo, ResultRow
+from probekit.backends.hf_loader import load_model, resolve_local
+from probekit.scoring import ScoringSettings, distribution_fields, match_answer, one_hot
+from probekit.survey.expand import Trial
+from probekit.survey.labels import label_variants
+from probekit.survey.permutations import to_canonical
+
+TOP_LOGPROBS = 20
+
+
+class HFBackend(Backend):
+    """A transformers causal LM: logprob, sample, sequence and reasoning modes."""
+
+    def __init__(self, model: str, *, token_budget: int | None = None, device: str | None = None, max_batch: int = 64):
+        self.model = model
+        self.max_batch = max_batch
+        self.concurrency = 1  # one model, one compute stream: parallel calls would only contend
+        self._device_request = device
+        self._token_budget = token_budget
+        self._lm: Any = None
+        self._tok: Any = None
+
+    # -- loading ------------------------------------------------------------------------------------
+    async def start(self) -> ModelInfo:
+        return await asyncio.to_thread(self.load)
+
+    def load(self) -> ModelInfo:
+        import torch
+
+        device = self._device_request or ("cuda" if torch.cuda.is_available() else "cpu")
+        dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+        source = resolve_local(self.model)
+        started = time.perf_counter()
+        self._lm, self._tok, details = load_model(source, device, dtype)
+        self.device = device
+        self.token_budget = self._token_budget or (65536 if device.startswith("cuda") else 4096)
+        details["load_seconds"] = round(time.perf_counter() - started, 2)
+        details["chat_template"] = self.is_chat
+        details["torch"] = torch.__version__
+        return ModelInfo(
+            backend="hf",
+            resolved_name=str(source.gguf_path or source.location),
+            revision=details.get("weights_sha256"),
+            weights_sha256=details.pop("weights_sha256", None),
+            dtype=str(dtype).removeprefix("torch."),
+            device=device,
+            logprobs_supported=True,
+            details=details,
+        )
+
+    @property
+    def is_chat(self) -> bool:
+        return bool(getattr(self._tok, "chat_template", None))
+
+    # -- prompt text --------------------------------------------------------------------------------
+    def prompt_text(self, trial: Trial, extra_messages: Sequence[dict[str, str]] = ()) -> str:
+        """The exact text the model sees before the answer (chat template when the model has one)."""
+        if self.is_chat:
+            messages = [m.model_dump() for m in trial.messages] + list(extra_messages)
+            return str(self._tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))
+        text = trial.completion_prompt
+        for message in extra_messages:
+            text += ("\n" + message["content"]) if message["role"] == "user" else (" " + message["content"])
+        return text
+
+    def encode_prompt(self, text: str) -> list[int]:
+        # Chat-template text already holds its special tokens; plain prompts get the tokenizer's BOS.
+        ids = self._tok(text, add_special_tokens=not self.is_chat)["input_ids"]
+        return list(ids)
+
+    # -- label tokens -------------------------------------------------------------------------------
+    @lru_cache(maxsize=4096)
+    def label_token_ids(self, labels: tuple[str, ...]) -> tuple[tuple[int, ...], ...] | None:
+        """Single-token ids of each label's variants, or None when some label has no single-token form
+        (then labels are scored as continuations)."""
+        per_label: list[set[int]] = []
+        for label in labels:
+            ids: set[int] = set()
+            for variant in label_variants(label):
+                encoded = self._tok(variant, add_special_tokens=False)["input_ids"]
+                if len(encoded) == 1:
+                    ids.add(encoded[0])
+            if not ids:
+                return None
+            per_label.append(ids)
+        # A token shared by two labels would count twice; drop it from both.
+        shared = {t for i, a in enumerate(per_label) for b in per_label[i + 1:] for t in a & b}
+        return tuple(tuple(sorted(ids - shared)) for ids in per_label)
+
+    # -- batched compute ----------------------------------------------------------------------------
+    def _batches(self, lengths: Sequence[int]) -> list[list[int]]:
+        """Indices grouped so that batch size × longest prompt stays within the token budget."""
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+        batches: list[list[int]] = []
+        current: list[int] = []
+        for index in order:
+            longest = max([lengths[index]] + [lengths[i] for i in current])
+            if current and longest * (len(current) + 1) > self.token_budget:
+                batches.append(current)
+                current = []
+            current.append(index)
+        if current:
+            batches.append(current)
+        return batches
+
+    def _pad(self, sequences: Sequence[Sequence[int]]) -> tuple[Any, Any, Any]:
+        import torch
+
+        width = max(len(s) for s in sequences)
+        pad = self._tok.pad_token_id
+        ids = torch.full((len(sequences), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(sequences), width), dtype=torch.long)
+        for row, sequence in enumerate(sequences):
+            ids[row, width - len(sequence):] = torch.tensor(sequence, dtype=torch.long)
+            mask[row, width - len(sequence):] = 1
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        return ids.to(self.device), mask.to(self.device), positions.to(self.device)
+
+    def next_token_logprobs(self, prompts: Sequence[Sequence[int]]) -> Any:
+        """log P(next token | prompt) for each prompt: a [N, vocab] float32 tensor."""
+        import torch
+
+        out = torch.empty((len(prompts), self._lm.config.vocab_size), dtype=torch.float32)
+        with torch.inference_mode():
+            for batch in self._batches([len(p) for p in prompts]):
+                ids, mask, positions = self._pad([prompts[i] for i in batch])
+                logits = self._lm(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1, use_cache=False).logits
+                out[batch] = torch.log_softmax(logits[:, -1, :].float(), dim=-1).cpu()
+        return out
+
+    def continuation_logprobs(self, pairs: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[list[float]]:
+        """Per-token log P(continuation | prompt) for each (prompt ids, continuation ids) pair."""
+        import torch
+
+        results: list[list[float]] = [[] for _ in pairs]
+        full = [list(p) + list(c) for p, c in pairs]
+        with torch.inference_mode():
+            for batch in self._batches([len(f) for f in full]):
+                keep = max(len(pairs[i][1]) for i in batch) + 1
+                ids, mask, positions = self._pad([full[i] for i in batch])
+                logits = self._lm(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep, use_cache=False).logits
+                logprobs = torch.log_softmax(logits.float(), dim=-1)
+                for row, index in enumerate(batch):
+                    continuation = pairs[index][1]
+                    m = len(continuation)
+                    window = logprobs[row, keep - m - 1: keep - 1, :]
+                    target = torch.tensor(continuation, dtype=torch.long, device=window.device)
+                    results[index] = window.gather(1, target[:, None]).squeeze(1).cpu().tolist()
+        return results
+
+    def generate(self, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, temperature: float,
+                 num_return_sequences: int = 1, seed: int | None = None) -> list[list[str]]:
+        """Generated continuations (decoded), `num_return_sequences` per prompt."""
+        import torch
+
+        outputs: list[list[str]] = [[] for _ in prompts]
+        sample = temperature > 0
+        with torch.inference_mode():
+            for batch in self._batches([len(p) * max(1, num_return_sequences) for p in prompts]):
+                ids, mask, _ = self._pad([prompts[i] for i in batch])
+                if seed is not None:
+                    torch.manual_seed(seed)
+                generated = self._lm.generate(
+                    input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=sample,
+                    temperature=temperature if sample else None, top_p=None, top_k=None,
+                    num_return_sequences=num_return_sequences if sample else 1,
+                    pad_token_id=self._tok.pad_token_id,
+                )
+                new_tokens = generated[:, ids.shape[1]:]
+                texts = self._tok.batch_decode(new_tokens, skip_special_tokens=True)
+                per = num_return_sequences if sample else 1
+                for row, index in enumerate(batch):
+                    chunk = texts[row * per:(row + 1) * per]
+                    outputs[index] = chunk * (num_return_sequences if not sample else 1)
+        return outputs
+
+    # -- modes --------------------------------------------------------------------------------------
+    async def score(self, trials: list[Trial], settings: ScoringSettings) -> list[list[ResultRow]]:
+        return await asyncio.to_thread(self.score_sync, trials, settings)
+
+    def score_sync(self, trials: list[Trial], settings: ScoringSettings) -> list[list[ResultRow]]:
+        started = time.perf_counter()
+        if settings.mode == "logprob":
+            rows = self._score_logprob(trials, settings)
+        elif settings.mode == "sample":
+            rows = self._score_sample(trials, settings)
+        elif settings.mode == "sequence":
+            rows = self._score_sequence(trials)
+        else:
+            raise ValueError(f"unknown scoring mode {settings.mode!r}")
+        per_trial_ms = (time.perf_counter() - started) * 1000 / max(1, len(trials))
+        for trial_rows in rows:
+            for row in trial_rows:
+                row.setdefault("latency_ms", per_trial_ms)
+                row.setdefault("resolved_model", self.model)
+        return rows
+
+    def _reasoning_prefixes(self, trials: list[Trial], texts: list[str], settings: ScoringSettings) -> tuple[list[str], dict[int, str]]:
+        """Generate (greedily) each reasoning trial's reasoning; return the texts to read the label after,
+        and the reasoning per trial index."""
+        reasoning_indices = [i for i, t in enumerate(trials) if t.reasoning == "reasoning"]
+        reasoning_text: dict[int, str] = {}
+        if not reasoning_indices:
+            return texts, reasoning_text
+        prompts = [self.encode_prompt(texts[i]) for i in reasoning_indices]
+        generated = self.generate(prompts, max_new_tokens=settings.reasoning_max_tokens, temperature=0.0)
+        out = list(texts)
+        for position, index in enumerate(reasoning_indices):
+            reasoning = generated[position][0]
+            prefix = trials[index].answer_prefix
+            cut = reasoning.find(prefix) if prefix else -1
+            if cut >= 0:
+                reasoning = reasoning[:cut]
+            reasoning = reasoning.rstrip()
+            reasoning_text[index] = reasoning
+            out[index] = f"{texts[index]}{reasoning}\n{prefix}"
+        return out, reasoning_text
+
+    def _score_logprob(self, trials: list[Trial], settings: ScoringSettings) -> list[list[ResultRow]]:
+        texts = [self.prompt_text(t) for t in trials]
+        texts, reasoning = self._reasoning_prefixes(trials, texts, settings)
+        encoded = [self.encode_prompt(text) for text in texts]
+        single = [self.label_token_ids(t.labels) for t in trials]
+        fast = [i for i, ids in enumerate(single) if ids is not None]
+        slow = [i for i, ids in enumerate(single) if ids is None]
+        rows: list[list[ResultRow]] = [[] for _ in trials]
+        if fast:
+            logprobs = self.next_token_logprobs([encoded[i] for i in fast])
+            for row_index, i in enumerate(fast):
+                vector = logprobs[row_index]
+                label_ids = single[i]
+                assert label_ids is not None
+                probs = [float(vector[list(ids)].exp().sum()) if ids else 0.0 for ids in label_ids]
+                top = vector.topk(TOP_LOGPROBS)
+                top_list = [[self._tok.decode([int(t)]), round(float(v), 5)] for v, t in zip(top.values, top.indices)]
+                rows[i] = [self._row(trials[i], probs, encoded[i], top_list, reasoning.get(i))]
+        if slow:
+            self._score_label_sequences(trials, slow, encoded, rows, reasoning)
+        return rows
+
+    def _score_label_sequences(self, trials: list[Trial], indices: list[int], encoded: list[list[int]],
+                               rows: list[list[ResultRow]], reasoning: dict[int, str]) -> None:
+        """Multi-token labels (e.g. repeating the option text): P(label) = Σ over variants of the product of
+        its tokens' probabilities, teacher-forced."""
+        pairs: list[tuple[list[int], list[int]]] = []
+        owners: list[tuple[int, int]] = []
+        for i in indices:
+            for position, label in enumerate(trials[i].labels):
+                for variant in {label, " " + label}:
+                    pairs.append((encoded[i], self._tok(variant, add_special_tokens=False)["input_ids"]))
+                    owners.append((i, position))
+        token_logprobs = self.continuation_logprobs(pairs)
+        sums: dict[int, list[float]] = {i: [0.0] * len(trials[i].labels) for i in indices}
+        for (i, position), values in zip(owners, token_logprobs):
+            sums[i][position] += math.exp(sum(values))
+        for i in indices:
+            rows[i] = [self._row(trials[i], sums[i], encoded[i], None, reasoning.get(i))]
+
+    def _row(self, trial: Trial, probs: list[float], prompt_ids: list[int], top: Any, raw_text: str | None) -> ResultRow:
+        fields = distribution_fields(probs, trial.order)
+        return {
+            **fields,
+            "sample_index": 0,
+            "mode": "logprob",
+            "top_logprobs": top,
+            "raw_text": raw_text,
+            "prompt_tokens": len(prompt_ids),
+            "completion_tokens": 0,
+            "missing_labels": 0,
+        }
+
+    def _score_sample(self, trials: list[Trial], settings: ScoringSettings) -> list[list[ResultRow]]:
+        rows: list[list[ResultRow]] = []
+        for trial in trials:
+            prompt = self.encode_prompt(self.prompt_text(trial))
+            seed = _trial_seed(settings.seed, trial.trial_id)
+            max_tokens = settings.max_tokens + (settings.reasoning_max_tokens if trial.reasoning == "reasoning" else 0)
+            texts = self.generate([prompt], max_new_tokens=max_tokens, temperature=settings.temperature,
+                                  num_return_sequences=settings.samples, seed=seed)[0]
+            trial_rows = []
+            for k, text in enumerate(texts):
+                answer = text
+                if trial.reasoning == "reasoning" and trial.answer_prefix and trial.answer_prefix in text:
+                    answer = text.rsplit(trial.answer_prefix, 1)[1]
+                status, choice = match_answer(answer, trial, settings.patterns, settings.refusals)
+                trial_rows.append({
+                    "sample_index": k, "mode": "sample", "status": status, "choice": choice,
+                    "distribution": one_hot(trial.n_options, choice) if choice is not None else None,
+                    "raw_text": text, "prompt_tokens": len(prompt),
+                    "completion_tokens": len(self._tok(text, add_special_tokens=False)["input_ids"]),
+                })
+            rows.append(trial_rows)
+        return rows
+
+    def _score_sequence(self, trials: list[Trial]) -> list[list[ResultRow]]:
+        """lm-evaluation-harness style: log-likelihood of each option text as the continuation."""
+        encoded = [self.encode_prompt(self.prompt_text(t)) for t in trials]
+        pairs: list[tuple[list[int], list[int]]] = []
+        for i, trial in enumerate(trials):
+            separator = "" if self.is_chat else " "
+            for text in trial.shown_options:
+                pairs.append((encoded[i], self._tok(separator + text, add_special_tokens=False)["input_ids"]))
+        token_logprobs = self.continuation_logprobs(pairs)
+        rows: list[list[ResultRow]] = []
+        cursor = 0
+        for i, trial in enumerate(trials):
+            per_option = token_logprobs[cursor: cursor + trial.n_options]
+            cursor += trial.n_options
+            sums = [float(sum(v)) for v in per_option]
+            means = [float(sum(v) / len(v)) if v else float("-inf") for v in per_option]
+            top = max(sums)
+            probs = [math.exp(s - top) for s in sums]
+            fields = distribution_fields(probs, trial.order)
+            fields["valid_mass"] = float(sum(math.exp(s) for s in sums))
+            rows.append([{
+                **fields, "sample_index": 0, "mode": "sequence",
+                "seq_logprob_sum": to_canonical(sums, trial.order), "seq_logprob_mean": to_canonical(means, trial.order),
+                "prompt_tokens": len(encoded[i]), "completion_tokens": 0, "missing_labels": 0,
+            }])
+        return rows
+
+
+def _trial_seed(seed: int, trial_id: str) -> int:
+    """A per-trial seed, so sampled answers do not depend on batching or on resume."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{trial_id}".encode()).digest()[:4], "big")

@@ -1,0 +1,151 @@
+"""Numbered, transactional schema migrations. Append new ones; never edit an applied one.
+
+`docs/schema.md` is generated from this list (`python -m probekit.store.schema_doc`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+MIGRATIONS: list[Migration] = [
+    Migration(
+        1,
+        "initial schema",
+        """
+        CREATE TABLE runs (
+            run_id VARCHAR PRIMARY KEY,          -- ULID
+            started_at TIMESTAMPTZ NOT NULL,
+            ended_at TIMESTAMPTZ,
+            status VARCHAR NOT NULL,             -- running | completed | completed_with_errors | interrupted
+            config_hash VARCHAR NOT NULL,        -- same survey + models + settings => same hash (auto-resume)
+            config JSON NOT NULL,                -- full configuration, keys never included
+            probekit_version VARCHAR NOT NULL,
+            packages JSON NOT NULL,              -- versions of the packages that shape results
+            host VARCHAR
+        );
+        CREATE TABLE models (
+            run_id VARCHAR NOT NULL,
+            model VARCHAR NOT NULL,              -- model key as requested (e.g. smollm2, openai/gpt-4o-mini)
+            backend VARCHAR NOT NULL,            -- hf | litellm | fake
+            resolved_name VARCHAR,               -- provider's resolved name / local path
+            revision VARCHAR,                    -- provider fingerprints seen, or the local weights' sha256
+            weights_sha256 VARCHAR,
+            dtype VARCHAR,
+            device VARCHAR,
+            logprobs_supported BOOLEAN,
+            details JSON,
+            PRIMARY KEY (run_id, model)
+        );
+        CREATE TABLE surveys (
+            survey_hash VARCHAR PRIMARY KEY,     -- sha256 of the validated spec
+            survey_id VARCHAR NOT NULL,
+            version VARCHAR,
+            kind VARCHAR NOT NULL,
+            title VARCHAR,
+            source JSON,
+            spec JSON NOT NULL,                  -- the whole validated spec, items included
+            path VARCHAR,
+            created_at TIMESTAMPTZ NOT NULL
+        );
+        CREATE TABLE items (
+            survey_hash VARCHAR NOT NULL,
+            survey_id VARCHAR NOT NULL,
+            item_id VARCHAR NOT NULL,
+            n_options INTEGER NOT NULL,
+            option_texts VARCHAR[] NOT NULL,     -- canonical order
+            option_values DOUBLE[],              -- likert scale values (canonical order), NULL entries allowed
+            option_polarities DOUBLE[],          -- POBs polarities (canonical order)
+            option_refusal BOOLEAN[],
+            gold INTEGER,
+            keyed INTEGER,
+            position_dependent BOOLEAN,
+            fields JSON,
+            meta JSON,
+            PRIMARY KEY (survey_hash, item_id)
+        );
+        CREATE TABLE trials (
+            trial_id VARCHAR PRIMARY KEY,        -- content hash of the rendered trial
+            survey_id VARCHAR NOT NULL,
+            survey_hash VARCHAR NOT NULL,
+            item_id VARCHAR NOT NULL,
+            template_id VARCHAR NOT NULL,
+            paraphrase_id VARCHAR NOT NULL,
+            factors JSON,
+            option_order INTEGER[] NOT NULL,     -- option_order[k] = canonical index shown at position k
+            label_scheme VARCHAR NOT NULL,
+            labels VARCHAR[] NOT NULL,
+            reasoning VARCHAR NOT NULL,
+            messages JSON NOT NULL,
+            completion_prompt VARCHAR NOT NULL,
+            followups JSON
+        );
+        CREATE TABLE run_trials (
+            run_id VARCHAR NOT NULL,
+            trial_id VARCHAR NOT NULL,
+            PRIMARY KEY (run_id, trial_id)
+        );
+        CREATE TABLE results (
+            run_id VARCHAR NOT NULL,
+            trial_id VARCHAR NOT NULL,
+            model VARCHAR NOT NULL,
+            sample_index INTEGER NOT NULL,
+            status VARCHAR NOT NULL,             -- ok | refusal | invalid | error
+            mode VARCHAR NOT NULL,               -- logprob | sample | sequence (the mode that produced the row)
+            choice INTEGER,                      -- canonical option index (argmax in logprob mode)
+            distribution DOUBLE[],               -- canonical order, sums to 1 (NULL when no valid mass)
+            valid_mass DOUBLE,                   -- total probability of all label variants before renormalising
+            missing_labels INTEGER,              -- labels absent from an API's top-k
+            label_logprobs DOUBLE[],             -- raw log P(label) per shown position
+            seq_logprob_sum DOUBLE[],            -- sequence mode, canonical order
+            seq_logprob_mean DOUBLE[],           -- sequence mode, per-token mean, canonical order
+            top_logprobs JSON,                   -- as returned (API) / top-20 next tokens (local)
+            raw_text VARCHAR,                    -- generated text (sample / reasoning / follow-ups)
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            latency_ms DOUBLE,
+            cost_usd DOUBLE,
+            resolved_model VARCHAR,
+            system_fingerprint VARCHAR,
+            error_class VARCHAR,
+            error_message VARCHAR,
+            attempts INTEGER,
+            created_at TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (run_id, trial_id, model, sample_index)
+        );
+        CREATE INDEX results_trial ON results (trial_id);
+        """,
+    ),
+    Migration(
+        2,
+        "analyst views",
+        """
+        CREATE VIEW trial_results AS
+        SELECT r.run_id, r.model, t.survey_id, t.item_id, t.template_id, t.paraphrase_id, t.factors,
+               t.option_order, t.labels, t.reasoning, r.trial_id, r.sample_index, r.status, r.mode,
+               r.choice, r.distribution, r.valid_mass, r.missing_labels, r.raw_text,
+               r.error_class, r.latency_ms, r.created_at
+        FROM results r JOIN trials t USING (trial_id);
+
+        -- One row per item x model x canonical option: the mean over forms (and samples) of the
+        -- per-trial distribution. Sample-mode rows carry a one-hot distribution, so this is p-hat.
+        CREATE VIEW item_marginals AS
+        WITH cells AS (
+            SELECT run_id, model, survey_id, item_id, trial_id, sample_index,
+                   unnest(distribution) AS p, generate_subscripts(distribution, 1) - 1 AS option_index
+            FROM trial_results
+            WHERE status = 'ok' AND distribution IS NOT NULL
+        )
+        SELECT run_id, model, survey_id, item_id, option_index, avg(p) AS marginal, count(*) AS n_rows
+        FROM cells
+        GROUP BY ALL;
+        """,
+    ),
+]

@@ -1,0 +1,257 @@
+"""Load a survey YAML file into a validated `Survey`, reporting every problem as file:line — fix."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from probekit.survey.errors import SpecError, SpecProblem
+from probekit.survey.labels import label_problem
+from probekit.survey.schema import Item, Survey, is_builtin_placeholder, template_placeholders
+
+Loc = Sequence[str | int]
+
+
+class _Locator:
+    """Maps a path inside the parsed YAML (keys and indices) to a line number in the file."""
+
+    def __init__(self, root: yaml.Node | None):
+        self.root = root
+
+    def line(self, loc: Loc) -> int:
+        node = self.root
+        best = 1 if node is None else node.start_mark.line + 1
+        for key in loc:
+            if isinstance(node, yaml.MappingNode):
+                match = next((v for k, v in node.value if k.value == key), None)
+                key_node = next((k for k, _v in node.value if k.value == key), None)
+                if match is None:
+                    break
+                node = match
+                best = (key_node or match).start_mark.line + 1
+            elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+                node = node.value[key]
+                best = node.start_mark.line + 1
+            else:
+                break
+        return best
+
+
+def _duplicate_keys(node: yaml.Node | None, path: str) -> list[SpecProblem]:
+    """PyYAML silently keeps the last of two equal keys; report them instead."""
+    problems: list[SpecProblem] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key, value in node.value:
+            line = key.start_mark.line + 1
+            if key.value in seen:
+                problems.append(
+                    SpecProblem(path, line, f"duplicate key {key.value!r} (first at line {seen[key.value]})",
+                                "keep one of them")
+                )
+            seen[key.value] = line
+            problems.extend(_duplicate_keys(value, path))
+    elif isinstance(node, yaml.SequenceNode):
+        for child in node.value:
+            problems.extend(_duplicate_keys(child, path))
+    return problems
+
+
+def _allowed_fields(model: type[BaseModel], loc: Loc) -> list[str]:
+    """Field names of the model addressed by `loc` (best effort, for 'did you mean')."""
+    current: Any = model
+    for key in loc:
+        if isinstance(key, int):
+            continue
+        field = getattr(current, "model_fields", {}).get(key)
+        if field is None:
+            break
+        annotation = field.annotation
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        for candidate in candidates:
+            inner = [candidate, *getattr(candidate, "__args__", ())]
+            found = next((c for c in inner if isinstance(c, type) and issubclass(c, BaseModel)), None)
+            if found is not None:
+                current = found
+                break
+    return list(getattr(current, "model_fields", {}).keys())
+
+
+def _pydantic_problems(
+    error: ValidationError, model: type[BaseModel], path: str, locate: _Locator, prefix: Loc = ()
+) -> list[SpecProblem]:
+    problems = []
+    for detail in error.errors():
+        loc = [*prefix, *[part for part in detail["loc"] if not isinstance(part, str) or part[:1] != "_"]]
+        kind = detail["type"]
+        where = ".".join(str(p) for p in loc) or "(top level)"
+        if kind == "extra_forbidden":
+            name = str(loc[-1])
+            allowed = _allowed_fields(model, loc[len(prefix):-1])
+            close = difflib.get_close_matches(name, allowed, n=1)
+            fix = f"did you mean {close[0]!r}?" if close else f"remove it; allowed here: {', '.join(allowed)}"
+            problems.append(SpecProblem(path, locate.line(loc), f"unknown field {name!r} at {where}", fix))
+        elif kind == "missing":
+            problems.append(
+                SpecProblem(path, locate.line(loc[:-1]), f"missing required field {str(loc[-1])!r}",
+                            f"add '{loc[-1]}:' at {'.'.join(str(p) for p in loc[:-1]) or 'the top level'}")
+            )
+        elif kind == "literal_error":
+            expected = detail.get("ctx", {}).get("expected", "")
+            problems.append(
+                SpecProblem(path, locate.line(loc), f"invalid value {detail.get('input')!r} at {where}",
+                            f"use one of {expected}")
+            )
+        else:
+            message = detail["msg"].removeprefix("Value error, ")
+            problems.append(SpecProblem(path, locate.line(loc), f"{where}: {message}", "fix the value"))
+    return problems
+
+
+def _load_items_file(
+    survey_path: Path, items_file: str, line_of_ref: int
+) -> tuple[list[Item], list[tuple[str, int]], list[SpecProblem]]:
+    """Read a JSONL item file; returns items, their (file, line) and problems (file:line)."""
+    file_path = (survey_path.parent / items_file).resolve()
+    if not file_path.exists():
+        return [], [], [SpecProblem(str(survey_path), line_of_ref, f"items_file {items_file!r} not found",
+                                    f"create {file_path} or fix the path (relative to the survey file)")]
+    items: list[Item] = []
+    lines: list[tuple[str, int]] = []
+    problems: list[SpecProblem] = []
+    with file_path.open(encoding="utf-8") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                data = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                problems.append(SpecProblem(str(file_path), number, f"invalid JSON: {exc.msg}",
+                                            "write one JSON object per line"))
+                continue
+            try:
+                item = Item.model_validate(data)
+            except ValidationError as exc:
+                for detail in exc.errors():
+                    where = ".".join(str(p) for p in detail["loc"])
+                    problems.append(SpecProblem(str(file_path), number, f"{where}: {detail['msg']}",
+                                                "fix this item (fields as in the survey spec's items)"))
+                continue
+            items.append(item)
+            lines.append((str(file_path), number))
+    return items, lines, problems
+
+
+def check_survey(survey: Survey, path: str, item_lines: list[tuple[str, int]], locate: _Locator) -> list[SpecProblem]:
+    """Semantic checks pydantic cannot express: placeholders, ids, option counts, labels, gold.
+
+    `item_lines[i]` is the (file, line) where survey.items[i] is written.
+    """
+    problems: list[SpecProblem] = []
+    seen: dict[str, tuple[str, int]] = {}
+    for index, item in enumerate(survey.items):
+        where = item_lines[index]
+        if item.id in seen:
+            first = seen[item.id]
+            problems.append(SpecProblem(where[0], where[1], f"duplicate item id {item.id!r} (first at {first[0]}:{first[1]})",
+                                        "give every item a unique id"))
+        else:
+            seen[item.id] = where
+    if not survey.items:
+        problems.append(SpecProblem(path, 1, "the survey has no items", "add 'items:' or 'items_file:'"))
+
+    needs_options = survey.kind in {"choice", "likert", "mcq", "pairwise"}
+    for index, item in enumerate(survey.items):
+        where = item_lines[index]
+        options = item.options if item.options is not None else survey.options
+        n_options = len(options or [])
+        if needs_options and n_options < 2:
+            problems.append(SpecProblem(where[0], where[1], f"item {item.id!r} has {n_options} option(s); a {survey.kind} item needs at least 2",
+                                        "add options to the item or shared 'options:' to the survey"))
+            continue
+        if survey.kind == "mcq" and item.gold is None:
+            problems.append(SpecProblem(where[0], where[1], f"mcq item {item.id!r} has no gold answer", "add 'gold: <0-based option index>'"))
+        if item.gold is not None and not 0 <= item.gold < n_options:
+            problems.append(SpecProblem(where[0], where[1], f"item {item.id!r}: gold {item.gold} is outside 0..{n_options - 1}", "use a 0-based index of an option"))
+        for t_index, template in enumerate(survey.templates):
+            scheme = template.labels if template.labels is not None else survey.labels
+            issue = label_problem(scheme, n_options)
+            if issue:
+                problems.append(SpecProblem(path, locate.line(["templates", t_index, "labels"] if template.labels is not None else ["labels"]),
+                                            f"template {template.id!r}, item {item.id!r}: {issue[0]}", issue[1]))
+        for variant_index, variant in enumerate([{}, *item.paraphrases]):
+            fields = {**item.fields, **variant}
+            for t_index, template in enumerate(survey.templates):
+                texts = [template.user, template.system or survey.system or "", *[t.content for t in template.followups]]
+                for text in texts:
+                    try:
+                        names = template_placeholders(text)
+                    except ValueError as exc:
+                        problems.append(SpecProblem(path, locate.line(["templates", t_index]), f"template {template.id!r}: {exc}", "use named placeholders"))
+                        continue
+                    for name in sorted(names):
+                        if name in fields or name in survey.factors or name == "previous_answer":
+                            continue
+                        if is_builtin_placeholder(name, n_options):
+                            continue
+                        available = sorted({*fields, *survey.factors, "options", "labels", "labels_or"})
+                        close = difflib.get_close_matches(name, available, n=1)
+                        hint = f"did you mean {{{close[0]}}}?" if close else f"available: {', '.join('{' + a + '}' for a in available)}"
+                        problems.append(SpecProblem(path, locate.line(["templates", t_index, "user"]),
+                                                    f"template {template.id!r} uses {{{name}}}, which item {item.id!r}"
+                                                    + (f" (paraphrase p{variant_index})" if variant_index else "") + " does not provide",
+                                                    hint))
+        if len(problems) > 50:
+            break
+    # Deduplicate (one bad placeholder would otherwise be reported once per item).
+    unique: list[SpecProblem] = []
+    keys: set[tuple[str, int, str]] = set()
+    for problem in problems:
+        key = (problem.path, problem.line, problem.message.split(", which item")[0])
+        if key not in keys:
+            keys.add(key)
+            unique.append(problem)
+    return unique
+
+
+def load_survey(path: str | Path) -> Survey:
+    """Load and validate a survey spec. Raises `SpecError` listing every problem as file:line — fix."""
+    survey_path = Path(path)
+    shown = str(path)
+    if not survey_path.exists():
+        raise SpecError([SpecProblem(shown, 0, "file not found", "check the path")])
+    text = survey_path.read_text(encoding="utf-8")
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else 1
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError([SpecProblem(shown, line, f"YAML syntax error: {problem}",
+                                     "check indentation, colons and quotes on this line (quote text containing ': ')")]) from None
+    locate = _Locator(root)
+    problems = _duplicate_keys(root, shown)
+    if not isinstance(data, dict):
+        raise SpecError([SpecProblem(shown, 1, "a survey file must be a YAML mapping", "start with 'id:', 'kind:', 'templates:' ...")])
+    try:
+        survey = Survey.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(problems + _pydantic_problems(exc, Survey, shown, locate)) from None
+
+    item_lines = [(shown, locate.line(["items", index])) for index in range(len(survey.items))]
+    if survey.items_file:
+        file_items, file_lines, file_problems = _load_items_file(survey_path, survey.items_file, locate.line(["items_file"]))
+        problems.extend(file_problems)
+        item_lines.extend(file_lines)
+        survey = survey.model_copy(update={"items": [*survey.items, *file_items]})
+    problems.extend(check_survey(survey, shown, item_lines, locate))
+    if problems:
+        raise SpecError(problems)
+    return survey

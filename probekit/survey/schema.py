@@ -1,0 +1,257 @@
+"""The survey specification: pydantic models for everything a survey YAML file can say.
+
+One schema covers every family; `kind` selects the family-specific checks in `validate_kind`.
+Field docstrings are the reference documentation (`docs/survey-spec.md` is generated from them).
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SurveyKind = Literal["choice", "likert", "mcq", "pairwise", "generate"]
+ScoringMode = Literal["logprob", "sample", "sequence"]
+ReasoningMode = Literal["direct", "reasoning"]
+LabelKind = Literal["letters", "numbers", "yesno", "custom", "option_text"]
+
+# Placeholders every template may use, filled from the trial rather than from the item.
+BUILTIN_PLACEHOLDERS = frozenset({"options", "labels", "labels_or", "n_options"})
+_OPTION_SLOT = re.compile(r"^(option|label)_(\d+)$")
+
+
+class Strict(BaseModel):
+    """Base: unknown fields are errors, so a typo in a spec never passes silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class Source(Strict):
+    """Where the survey's content comes from; kept with every stored run."""
+
+    citation: str = ""
+    """Paper or dataset to cite."""
+    url: str = ""
+    """Original repository or page."""
+    license: str = ""
+    """License of the content (SPDX id or name)."""
+    attribution: str = ""
+    """Attribution notice the license requires."""
+
+
+class Option(Strict):
+    """One answer option. For `likert` surveys the options are usually shared by all items."""
+
+    text: str
+    """Text shown to the model."""
+    id: str | None = None
+    """Stable identifier (defaults to the 0-based canonical index)."""
+    value: float | None = None
+    """Scale value (likert: e.g. 1..5) used for expected scores."""
+    polarity: float | None = None
+    """Opinion polarity in [-1, 1] (POBs style); None for Refused."""
+    refusal: bool = False
+    """True for an explicit 'Refused'/'no answer' option."""
+    meta: dict[str, Any] = Field(default_factory=dict)
+    """Free-form metadata (e.g. rule-violation labels of a dilemma action)."""
+
+
+class Turn(Strict):
+    """One message of a multi-turn form (e.g. self-reflection). `{previous_answer}` is filled at run time."""
+
+    role: Literal["user", "assistant"]
+    """Who speaks."""
+    content: str
+    """Message text; may use the same placeholders as the template."""
+
+
+class Template(Strict):
+    """A prompt template: how an item is asked. Each template is one value of the `template` axis."""
+
+    id: str
+    """Identifier, unique within the survey."""
+    user: str
+    """User message; `{placeholders}` name item fields or builtins (options, labels, option_N, label_N)."""
+    system: str | None = None
+    """System message (defaults to the survey's `system`)."""
+    labels: LabelKind | list[str] | None = None
+    """Label scheme for this template (defaults to the survey's `labels`)."""
+    option_format: str | None = None
+    """How one option line is rendered into `{options}` (defaults to the survey's)."""
+    option_separator: str | None = None
+    """Separator between option lines in `{options}` (defaults to the survey's)."""
+    answer_prefix: str | None = None
+    """Text after which the answer label is read (completion prompts and reasoning mode)."""
+    followups: list[Turn] = Field(default_factory=list)
+    """Extra turns appended after the model's first answer (self-reflection setups)."""
+    group: str | None = None
+    """Optional grouping (e.g. 'paraphrase' or administration style) carried to the results."""
+    meta: dict[str, Any] = Field(default_factory=dict)
+    """Free-form metadata."""
+
+
+class Item(Strict):
+    """One survey item. Its fields fill the template placeholders."""
+
+    id: str
+    """Identifier kept from the source data (e.g. MoralChoice scenario_id, pc-01)."""
+    fields: dict[str, str] = Field(default_factory=dict)
+    """Values for template placeholders (e.g. context, question, statement)."""
+    options: list[Option] | None = None
+    """Options of this item (defaults to the survey's shared `options`)."""
+    gold: int | None = None
+    """Canonical index of the correct option (mcq)."""
+    paraphrases: list[dict[str, str]] = Field(default_factory=list)
+    """Alternative wordings: each overrides some `fields`; paraphrase p0 is the original."""
+    position_dependent: bool = False
+    """Options refer to each other ('all of the above'): never permuted."""
+    keyed: Literal[1, -1] = 1
+    """+1 or -1: reverse-keyed items are scored (k+1)-r (likert)."""
+    meta: dict[str, Any] = Field(default_factory=dict)
+    """Free-form metadata (domain, facet, axis, topic, rule labels ...)."""
+
+
+class Permutations(Strict):
+    """Which option orders each item is shown in."""
+
+    policy: str = "identity"
+    """identity | reversed | cyclic | all | random:K | pride[:alpha]."""
+    seed: int = 0
+    """Seed for random:K and PriDe item sampling (deterministic expansion)."""
+
+    @field_validator("policy")
+    @classmethod
+    def _check_policy(cls, value: str) -> str:
+        from probekit.survey.permutations import parse_policy
+
+        parse_policy(value)
+        return value
+
+
+class Scoring(Strict):
+    """How a model's answer is read."""
+
+    mode: ScoringMode = "logprob"
+    """logprob: label distribution from next-token logprobs; sample: parse M generations; sequence:
+    teacher-forced option likelihood (local models)."""
+    samples: int = Field(default=5, ge=1)
+    """Number of generations per trial in sample mode."""
+    temperature: float = Field(default=1.0, ge=0.0)
+    """Sampling temperature in sample mode."""
+    max_tokens: int = Field(default=32, ge=1)
+    """Generation budget for sample mode answers."""
+    reasoning_max_tokens: int = Field(default=256, ge=1)
+    """Generation budget for the reasoning text in reasoning mode."""
+    fallback: Literal["sample", "error"] = "sample"
+    """What to do when a model gives no logprobs: sample instead (recorded per row) or fail."""
+
+
+class Reasoning(Strict):
+    """Reasoning-mode prompt parts."""
+
+    instruction: str = (
+        "First think step by step about the question in a few sentences. "
+        "Then give your final answer on a new line as 'Answer: <label>'."
+    )
+    """Appended to the user message in reasoning mode."""
+    answer_prefix: str = "Answer:"
+    """Where the label is read after the reasoning."""
+
+
+class Matcher(Strict):
+    """Free-text answer matching for sample mode (MoralChoice-style)."""
+
+    patterns: dict[str, list[list[str]]] = Field(default_factory=dict)
+    """Per template id: one list of answer patterns per shown position. Patterns may use {option_N}
+    and {option_N_short}."""
+    refusals: list[str] = Field(default_factory=list)
+    """Substrings that mark a refusal."""
+
+
+class Survey(Strict):
+    """A survey: items, the forms they are asked in, and how answers are scored."""
+
+    id: str
+    """Survey identifier (letters, digits, _ and -)."""
+    kind: SurveyKind
+    """Family: choice | likert | mcq | pairwise | generate."""
+    version: str = "1"
+    """Version of the spec's content."""
+    title: str = ""
+    """Human-readable title."""
+    description: str = ""
+    """What the survey measures."""
+    source: Source = Field(default_factory=Source)
+    """Provenance and license."""
+    system: str | None = None
+    """Default system message."""
+    labels: LabelKind | list[str] = "letters"
+    """Default label scheme."""
+    option_format: str = "{label}. {text}"
+    """Default rendering of one option line in `{options}`."""
+    option_separator: str = "\n"
+    """Default separator between option lines."""
+    answer_prefix: str = "Answer:"
+    """Default text after which the label is read in completion prompts."""
+    templates: list[Template]
+    """Prompt templates (the template axis)."""
+    options: list[Option] | None = None
+    """Options shared by all items (likert scales)."""
+    items: list[Item] = Field(default_factory=list)
+    """Inline items."""
+    items_file: str | None = None
+    """JSONL file of items (same fields as inline items), relative to the survey file."""
+    factors: dict[str, dict[str, str]] = Field(default_factory=dict)
+    """Extra experiment axes: name -> {level id: text}; each template may use {name}."""
+    permutations: Permutations = Field(default_factory=Permutations)
+    """Option-order policy."""
+    reasoning_modes: list[ReasoningMode] = Field(default_factory=lambda: ["direct"])
+    """Reasoning axis: direct and/or reasoning."""
+    reasoning: Reasoning = Field(default_factory=Reasoning)
+    """Reasoning-mode prompt parts."""
+    scoring: Scoring = Field(default_factory=Scoring)
+    """Scoring mode and parameters."""
+    matcher: Matcher = Field(default_factory=Matcher)
+    """Free-text matching data for sample mode."""
+    analyses: list[str] = Field(default_factory=list)
+    """Analyses that apply (informational; `probekit analyze` picks by kind)."""
+    meta: dict[str, Any] = Field(default_factory=dict)
+    """Free-form metadata."""
+
+    @field_validator("id")
+    @classmethod
+    def _check_id(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", value):
+            raise ValueError("use only letters, digits, '_', '.' and '-' in a survey id")
+        return value
+
+    @model_validator(mode="after")
+    def _check_templates_unique(self) -> Survey:
+        seen: set[str] = set()
+        for template in self.templates:
+            if template.id in seen:
+                raise ValueError(f"duplicate template id {template.id!r}: give each template its own id")
+            seen.add(template.id)
+        return self
+
+
+def template_placeholders(text: str) -> set[str]:
+    """Names of the `{placeholders}` in a format string (raises ValueError on a malformed one)."""
+    names: set[str] = set()
+    for _literal, field_name, _spec, _conv in string.Formatter().parse(text):
+        if field_name is None:
+            continue
+        if field_name == "" or field_name.isdigit():
+            raise ValueError("positional placeholder '{}' : name it, e.g. '{context}'")
+        names.add(field_name.split(".")[0].split("[")[0])
+    return names
+
+
+def is_builtin_placeholder(name: str, n_options: int) -> bool:
+    """True when `name` is filled by the trial itself (options block, labels, option_N, label_N)."""
+    if name in BUILTIN_PLACEHOLDERS:
+        return True
+    match = _OPTION_SLOT.match(name)
+    return bool(match) and 1 <= int(match.group(2)) <= n_options
