@@ -233,9 +233,30 @@ class HFBackend(Backend):
             out[index] = f"{texts[index]}{reasoning}\n{prefix}"
         return out, reasoning_text
 
-    def _score_logprob(self, trials: list[Trial], settings: ScoringSettings) -> list[list[ResultRow]]:
+    def _prompt_texts(self, trials: list[Trial], settings: ScoringSettings) -> tuple[list[str], dict[int, str]]:
+        """Prompt text per trial. Multi-turn forms (self-reflection) first generate the model's own answer
+        greedily, then append it and the follow-up turns; returns the texts and the first answers."""
         texts = [self.prompt_text(t) for t in trials]
+        first_answers: dict[int, str] = {}
+        multi = [i for i, t in enumerate(trials) if t.followups]
+        if multi:
+            generated = self.generate([self.encode_prompt(texts[i]) for i in multi],
+                                      max_new_tokens=settings.max_tokens, temperature=0.0)
+            for position, i in enumerate(multi):
+                answer = generated[position][0].strip()
+                first_answers[i] = answer
+                turns = [{"role": "assistant", "content": answer}] + [
+                    {"role": turn.role, "content": turn.content.replace("{previous_answer}", answer)}
+                    for turn in trials[i].followups
+                ]
+                texts[i] = self.prompt_text(trials[i], turns)
+        return texts, first_answers
+
+    def _score_logprob(self, trials: list[Trial], settings: ScoringSettings) -> list[list[ResultRow]]:
+        texts, first_answers = self._prompt_texts(trials, settings)
         texts, reasoning = self._reasoning_prefixes(trials, texts, settings)
+        for i, answer in first_answers.items():
+            reasoning[i] = f"[first answer] {answer}" + (f"\n[reasoning] {reasoning[i]}" if i in reasoning else "")
         encoded = [self.encode_prompt(text) for text in texts]
         single = [self.label_token_ids(t.labels) for t in trials]
         fast = [i for i, ids in enumerate(single) if ids is not None]
@@ -288,8 +309,9 @@ class HFBackend(Backend):
 
     def _score_sample(self, trials: list[Trial], settings: ScoringSettings) -> list[list[ResultRow]]:
         rows: list[list[ResultRow]] = []
-        for trial in trials:
-            prompt = self.encode_prompt(self.prompt_text(trial))
+        texts, _first_answers = self._prompt_texts(trials, settings)
+        for trial, text in zip(trials, texts):
+            prompt = self.encode_prompt(text)
             seed = _trial_seed(settings.seed, trial.trial_id)
             max_tokens = settings.max_tokens + (settings.reasoning_max_tokens if trial.reasoning == "reasoning" else 0)
             texts = self.generate([prompt], max_new_tokens=max_tokens, temperature=settings.temperature,

@@ -1,0 +1,268 @@
+"""The `probekit` command: a thin layer over the Python API. Heavy imports happen inside commands so
+`--help`, `validate`, `expand` and `query` start fast."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # litellm otherwise fetches a price list at import
+
+app = typer.Typer(
+    help="Survey and bias-probing experiments on LLMs: YAML surveys → permuted trials → models → DuckDB → metrics.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+StoreOption = Annotated[Path, typer.Option("--store", help="DuckDB store file.", envvar="PROBEKIT_STORE")]
+DEFAULT_STORE = Path("outputs/probekit.duckdb")
+EXIT_SPEC_ERROR = 2
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _load_or_exit(path: Path):  # type: ignore[no-untyped-def]
+    from probekit.survey.errors import SpecError
+    from probekit.survey.loader import load_survey
+
+    try:
+        return load_survey(path)
+    except SpecError as error:
+        for problem in error.problems:
+            typer.echo(str(problem), err=True)
+        typer.echo(f"{len(error.problems)} problem(s) in {path}; nothing was run.", err=True)
+        raise typer.Exit(EXIT_SPEC_ERROR) from None
+
+
+@app.command()
+def validate(surveys: Annotated[list[Path], typer.Argument(help="Survey YAML files.")]) -> None:
+    """Check survey specs without calling any model (exit 2 on problems, listed as file:line: what — fix)."""
+    for path in surveys:
+        survey = _load_or_exit(path)
+        typer.echo(f"{path}: ok ({survey.kind}, {len(survey.items)} items, {len(survey.templates)} templates)")
+
+
+@app.command()
+def expand(
+    survey_path: Annotated[Path, typer.Argument(help="Survey YAML file.", metavar="SURVEY")],
+    show: Annotated[int, typer.Option("--show", help="Print N example prompts.")] = 0,
+    orders: Annotated[Optional[str], typer.Option(help="Override the permutation policy.")] = None,
+    reasoning: Annotated[Optional[list[str]], typer.Option(help="Reasoning modes: direct, reasoning.")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Only the first N items.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed for random orders.")] = None,
+) -> None:
+    """Dry run: count trials per axis and show example prompts. No model is called."""
+    from probekit.survey.expand import axis_counts
+    from probekit.survey.expand import expand as expand_trials
+
+    survey = _load_or_exit(survey_path)
+    try:
+        trials = expand_trials(survey, policy=orders, reasoning_modes=reasoning, limit=limit, seed=seed)
+    except ValueError as error:
+        _fail(str(error), EXIT_SPEC_ERROR)
+    for axis, count in axis_counts(survey, trials).items():
+        typer.echo(f"{axis:>16}: {count}")
+    step = max(1, len(trials) // max(1, show)) if show else 0
+    for trial in trials[::step][:show] if show else []:
+        typer.echo(f"\n--- trial {trial.trial_id}  item={trial.item_id} template={trial.template_id} "
+                   f"paraphrase={trial.paraphrase_id} order={list(trial.order)} reasoning={trial.reasoning}")
+        for message in trial.messages:
+            typer.echo(f"[{message.role}]\n{message.content}")
+
+
+@app.command()
+def run(
+    surveys: Annotated[list[Path], typer.Argument(help="Survey or experiment YAML files.")],
+    models: Annotated[Optional[list[str]], typer.Option("--models", "-m", help="Model keys (repeat or space-separate): smollm2, gemma3-270m, hf:<path>, openai/<name> ... Default: smollm2.")] = None,
+    store: StoreOption = DEFAULT_STORE,
+    limit: Annotated[Optional[int], typer.Option(help="Only the first N items of each survey.")] = None,
+    orders: Annotated[Optional[str], typer.Option(help="Permutation policy: identity|reversed|cyclic|all|random:K|pride[:alpha].")] = None,
+    mode: Annotated[Optional[str], typer.Option(help="Scoring mode: logprob|sample|sequence.")] = None,
+    samples: Annotated[Optional[int], typer.Option(help="Samples per trial in sample mode.")] = None,
+    temperature: Annotated[Optional[float], typer.Option(help="Sampling temperature.")] = None,
+    reasoning: Annotated[Optional[list[str]], typer.Option(help="Reasoning modes: direct, reasoning.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for orders and sampling.")] = 0,
+    resume: Annotated[Optional[str], typer.Option(help="Resume this run id (re-sends only missing or failed trials).")] = None,
+    new_run: Annotated[bool, typer.Option("--new-run", help="Start a new run even if an unfinished one has the same configuration.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+) -> None:
+    """Run surveys on models and store every prompt, response and distribution.
+
+    An unfinished run with the same surveys, models and settings is resumed automatically."""
+    from probekit.runner import RunOptions, run_async
+    from probekit.survey.errors import SpecError
+
+    import asyncio
+
+    model_list = [m for entry in (models or ["smollm2"]) for m in entry.split()]
+    for path in surveys:
+        _load_or_exit(path)
+    progress = _progress_reporter(quiet)
+    options = RunOptions(models=model_list, store=store, limit=limit, orders=orders, mode=mode, samples=samples,
+                         temperature=temperature, reasoning=reasoning, seed=seed, resume=resume, new_run=new_run,
+                         progress=progress.update if progress else None)
+    try:
+        if progress:
+            with progress:
+                summary = asyncio.run(run_async(surveys, options))
+        else:
+            summary = asyncio.run(run_async(surveys, options))
+    except SpecError as error:
+        _fail(str(error), EXIT_SPEC_ERROR)
+    except KeyboardInterrupt:
+        _fail("interrupted; committed results are kept. Run the same command again to resume.", 130)
+    except (ValueError, KeyError, RuntimeError, FileNotFoundError, ImportError) as error:
+        _fail(str(error))
+    _print_summary(summary, quiet)
+    if summary.errors:
+        typer.echo(
+            f"{summary.errors} trial(s) failed after retries and are stored as errors (not answers). "
+            f"Retry them with: probekit run ... --resume {summary.run_id}", err=True)
+        raise typer.Exit(1)
+
+
+class _Progress:
+    """A rich progress bar per model: done/total, rate, ETA and error count."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[rate]:.1f}/s"), TimeElapsedColumn(), TextColumn("ETA"),
+                            TimeRemainingColumn(), TextColumn("errors: {task.fields[errors]}"), transient=False)
+        self.tasks: dict[str, int] = {}
+        self.started: dict[str, tuple[float, int]] = {}
+
+    def __enter__(self) -> _Progress:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        self.bar.__exit__(*args)  # type: ignore[arg-type]
+
+    def update(self, model: str, done: int, total: int, errors: int) -> None:
+        import time
+
+        if model not in self.tasks:
+            self.tasks[model] = self.bar.add_task(model, total=total, rate=0.0, errors=0)
+            self.started[model] = (time.monotonic(), done)
+        start, first = self.started[model]
+        elapsed = max(1e-6, time.monotonic() - start)
+        self.bar.update(self.tasks[model], completed=done, total=total, rate=(done - first) / elapsed, errors=errors)
+
+
+def _progress_reporter(quiet: bool) -> _Progress | None:
+    if quiet or not sys.stderr.isatty():
+        return None
+    return _Progress()
+
+
+def _print_summary(summary, quiet: bool) -> None:  # type: ignore[no-untyped-def]
+    if quiet:
+        typer.echo(summary.run_id)
+        return
+    verb = "resumed" if summary.resumed else "run"
+    typer.echo(f"{verb} {summary.run_id}: {summary.trials} trials per model → {summary.store}")
+    for model in summary.models:
+        line = (f"  {model.model}: {model.ok} ok, {model.refusal} refusal, {model.invalid} invalid, {model.error} error"
+                f" ({model.skipped} already stored) in {model.seconds:.1f}s")
+        if model.errors_by_class:
+            line += "  errors: " + ", ".join(f"{k}={v}" for k, v in model.errors_by_class.items())
+        typer.echo(line)
+    typer.echo(f"Explore: probekit query \"SELECT * FROM item_marginals WHERE run_id = '{summary.run_id}'\" --store {summary.store}")
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help="SQL (read-only) over the store: tables runs, models, surveys, items, trials, results; views trial_results, item_marginals.")],
+    store: StoreOption = DEFAULT_STORE,
+    format: Annotated[str, typer.Option("--format", "-f", help="table | csv | json")] = "table",
+    limit: Annotated[int, typer.Option(help="Max rows printed in table format.")] = 50,
+) -> None:
+    """Read-only SQL over the result store. Works while a run is writing."""
+    import duckdb
+
+    from probekit.store.store import Store
+
+    try:
+        frame = Store(store).query(sql)
+    except FileNotFoundError as error:
+        _fail(str(error))
+    except duckdb.Error as error:
+        _fail(f"SQL error: {error}")
+    _print_frame(frame, format, limit)
+
+
+def _print_frame(frame, format: str, limit: int) -> None:  # type: ignore[no-untyped-def]
+    if format == "csv":
+        typer.echo(frame.to_csv(index=False), nl=False)
+    elif format == "json":
+        typer.echo(frame.to_json(orient="records", date_format="iso", default_handler=str))
+    elif format == "table":
+        import pandas as pd
+
+        with pd.option_context("display.max_columns", 50, "display.width", 200, "display.max_colwidth", 60):
+            typer.echo(frame.head(limit).to_string(index=False) if len(frame) else "(no rows)")
+        if len(frame) > limit:
+            typer.echo(f"... {len(frame) - limit} more rows (use --limit or --format csv)")
+    else:
+        _fail(f"unknown format {format!r}: use table, csv or json")
+
+
+@app.command()
+def runs(
+    store: StoreOption = DEFAULT_STORE,
+    format: Annotated[str, typer.Option("--format", "-f", help="table | csv | json")] = "table",
+) -> None:
+    """List runs with their status and counts."""
+    from probekit.store.store import Store
+
+    try:
+        frame = Store(store).runs()
+    except FileNotFoundError as error:
+        _fail(str(error))
+    _print_frame(frame, format, 1000)
+
+
+@app.command()
+def status(
+    run_id: Annotated[str, typer.Argument(help="Run id (see `probekit runs`).")],
+    store: StoreOption = DEFAULT_STORE,
+) -> None:
+    """What a run has done so far, per model and status (works while it runs)."""
+    from probekit.store.store import Store
+
+    try:
+        frame = Store(store).query(
+            "SELECT model, status, mode, count(*) AS rows FROM results WHERE run_id = ? GROUP BY ALL ORDER BY ALL", [run_id])
+        total = Store(store).query("SELECT count(*) AS trials FROM run_trials WHERE run_id = ?", [run_id])
+    except FileNotFoundError as error:
+        _fail(str(error))
+    typer.echo(f"run {run_id}: {int(total['trials'][0])} trials per model")
+    _print_frame(frame, "table", 1000)
+
+
+@app.command()
+def models() -> None:
+    """List the built-in offline models."""
+    from probekit.backends.hf_loader import BUILTIN_MODELS
+
+    for name, description in BUILTIN_MODELS.items():
+        typer.echo(f"{name:<14} {description}")
+    typer.echo("Also: hf:<dir-or-hub-id>, hf:<dir>/<file>.gguf, and any litellm model string (openai/<name>, anthropic/<name> ...).")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
