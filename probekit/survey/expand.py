@@ -115,7 +115,8 @@ def build_trial(
 ) -> Trial:
     """Render one trial. Pure: the same arguments always give the same trial and id."""
     options = item_options(survey, item)
-    shown = [options[c].text for c in order]
+    texts = template.option_texts if template.option_texts is not None else [o.text for o in options]
+    shown = [texts[c] for c in order]
     scheme = template.labels if template.labels is not None else survey.labels
     labels = labels_for(scheme, len(order), shown)
     option_format = template.option_format or survey.option_format
@@ -208,7 +209,10 @@ def iter_trials(
                 level_lists = [list(survey.factors[name]) for name in factor_names]
                 for levels in itertools.product(*level_lists):
                     factors = dict(zip(factor_names, levels))
-                    for order in orders:
+                    # A reversed-scale template shows each order back to front; the stored order still
+                    # names canonical indices, so analyses never see the reversal.
+                    shown_orders = [tuple(reversed(o)) for o in orders] if template.reverse_options else orders
+                    for order in shown_orders:
                         for mode in modes:
                             yield build_trial(survey, item, template, paraphrase_index, factors, order, mode)
 

@@ -175,6 +175,11 @@ def check_survey(survey: Survey, path: str, item_lines: list[tuple[str, int]], l
             problems.append(SpecProblem(where[0], where[1], f"item {item.id!r} has {n_options} option(s); a {survey.kind} item needs at least 2",
                                         "add options to the item or shared 'options:' to the survey"))
             continue
+        for t_index, template in enumerate(survey.templates):
+            if template.option_texts is not None and len(template.option_texts) != n_options:
+                problems.append(SpecProblem(path, locate.line(["templates", t_index, "option_texts"]),
+                                            f"template {template.id!r} gives {len(template.option_texts)} option_texts but item {item.id!r} has {n_options} options",
+                                            "give one text per option, in canonical order"))
         if survey.kind == "mcq" and item.gold is None:
             problems.append(SpecProblem(where[0], where[1], f"mcq item {item.id!r} has no gold answer", "add 'gold: <0-based option index>'"))
         if item.gold is not None and not 0 <= item.gold < n_options:

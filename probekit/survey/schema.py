@@ -86,6 +86,12 @@ class Template(Strict):
     """Text after which the answer label is read (completion prompts and reasoning mode)."""
     followups: list[Turn] = Field(default_factory=list)
     """Extra turns appended after the model's first answer (self-reflection setups)."""
+    reverse_options: bool = False
+    """Show every option order of this template reversed (e.g. a scale printed 'Strongly agree' first).
+    The canonical order, and so every stored distribution, stays as written in the spec."""
+    option_texts: list[str] | None = None
+    """Option texts for this template in canonical order (e.g. an administration style's own anchor
+    words); scale values, polarities and ids still come from the options. None = the options' texts."""
     group: str | None = None
     """Optional grouping (e.g. 'paraphrase' or administration style) carried to the results."""
     meta: dict[str, Any] = Field(default_factory=dict)
