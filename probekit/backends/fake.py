@@ -30,8 +30,9 @@ class FakeBackend(Backend):
     """Deterministic synthetic model with a known position prior and content preferences."""
 
     def __init__(self, model: str):
-        self.model = model
         name, _, query = model.removeprefix("fake:").partition("?")
+        # The query only scripts behaviour (faults, delay); the stored model name is 'fake:NAME'.
+        self.model = f"fake:{name or 'fake'}"
         self.name = name or "fake"
         params = dict(parse_qsl(query))
         self.fail = float(params.get("fail", 0))
