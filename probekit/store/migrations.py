@@ -148,4 +148,24 @@ MIGRATIONS: list[Migration] = [
         GROUP BY ALL;
         """,
     ),
+    Migration(
+        3,
+        "position priors (PriDe)",
+        """
+        -- The option-position prior of a model (PriDe, METRICS.md section 3), stored with the run that
+        -- estimated it, or copied into a run that reused it with --prior-from (source_run says from where).
+        CREATE TABLE position_priors (
+            run_id VARCHAR NOT NULL,
+            model VARCHAR NOT NULL,
+            survey_id VARCHAR NOT NULL,          -- survey the prior was estimated on
+            reasoning VARCHAR NOT NULL,          -- direct | reasoning
+            n_options INTEGER NOT NULL,          -- a prior is per number of shown positions
+            prior DOUBLE[] NOT NULL,             -- P(position k), shown order, sums to 1
+            n_items INTEGER NOT NULL,            -- calibration items (all cyclic rotations) behind it
+            source_run VARCHAR,                  -- NULL when estimated in this run; else the run it came from
+            created_at TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (run_id, model, survey_id, reasoning, n_options)
+        );
+        """,
+    ),
 ]
