@@ -51,6 +51,8 @@ class RunOptions:
     backend_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     progress: Callable[[str, int, int, int], None] | None = None
     """Called as progress(model, done, total, errors) after every batch."""
+    experiment: dict[str, Any] | None = None
+    """The experiment this run belongs to (probekit.experiment.run_record); stored in the run config."""
 
 
 @dataclass
@@ -254,6 +256,8 @@ def run_config(surveys: list[tuple[Survey, str]], options: RunOptions) -> dict[s
         "models": sorted(options.models),
         "limit": options.limit, "orders": options.orders, "mode": options.mode, "samples": options.samples,
         "temperature": options.temperature, "reasoning": options.reasoning, "seed": options.seed,
+        # Only present for experiment runs, so configurations (and auto-resume) of plain runs are unchanged.
+        **({"experiment": options.experiment} if options.experiment else {}),
     }
 
 

@@ -42,10 +42,29 @@ def _load_or_exit(path: Path):  # type: ignore[no-untyped-def]
         raise typer.Exit(EXIT_SPEC_ERROR) from None
 
 
+def _load_experiment_or_exit(path: Path):  # type: ignore[no-untyped-def]
+    from probekit.experiment import load_experiment
+    from probekit.survey.errors import SpecError
+
+    try:
+        return load_experiment(path)
+    except SpecError as error:
+        for problem in error.problems:
+            typer.echo(str(problem), err=True)
+        typer.echo(f"{len(error.problems)} problem(s) in {path}; nothing was run.", err=True)
+        raise typer.Exit(EXIT_SPEC_ERROR) from None
+
+
 @app.command()
 def validate(surveys: Annotated[list[Path], typer.Argument(help="Survey YAML files.")]) -> None:
     """Check survey specs without calling any model (exit 2 on problems, listed as file:line: what — fix)."""
+    from probekit.experiment import is_experiment_file
+
     for path in surveys:
+        if is_experiment_file(path):
+            experiment, loaded = _load_experiment_or_exit(path)
+            typer.echo(f"{path}: ok (experiment {experiment.id}: {', '.join(s.id for s in loaded)})")
+            continue
         survey = _load_or_exit(path)
         typer.echo(f"{path}: ok ({survey.kind}, {len(survey.items)} items, {len(survey.templates)} templates)")
 
@@ -63,6 +82,23 @@ def expand(
     from probekit.survey.expand import axis_counts
     from probekit.survey.expand import expand as expand_trials
 
+    from probekit.experiment import is_experiment_file
+
+    if is_experiment_file(survey_path):
+        # An experiment: the counts of each survey as the design runs it, then the total.
+        experiment, loaded = _load_experiment_or_exit(survey_path)
+        total = 0
+        for one in loaded:
+            try:
+                one_trials = expand_trials(one, policy=orders, reasoning_modes=reasoning, limit=limit, seed=seed)
+            except ValueError as error:
+                _fail(str(error), EXIT_SPEC_ERROR)
+            typer.echo(f"[{one.id}]")
+            for axis, count in axis_counts(one, one_trials).items():
+                typer.echo(f"{axis:>16}: {count}")
+            total += len(one_trials)
+        typer.echo(f"experiment {experiment.id}: {total} trials per model")
+        return
     survey = _load_or_exit(survey_path)
     try:
         trials = expand_trials(survey, policy=orders, reasoning_modes=reasoning, limit=limit, seed=seed)
@@ -102,19 +138,33 @@ def run(
 
     import asyncio
 
-    model_list = [m for entry in (models or ["smollm2"]) for m in entry.split()]
+    from probekit.experiment import is_experiment_file, run_record
+
+    entries: list = []  # survey paths, or surveys with an experiment's settings applied
+    default_models = ["smollm2"]
+    experiment_record = None
     for path in surveys:
-        _load_or_exit(path)
+        if is_experiment_file(path):
+            if experiment_record is not None:
+                _fail("run one experiment file at a time (each is its own run)")
+            experiment, loaded = _load_experiment_or_exit(path)
+            entries.extend(loaded)
+            default_models = experiment.models
+            experiment_record = run_record(experiment, path)
+        else:
+            _load_or_exit(path)
+            entries.append(path)
+    model_list = [m for entry in (models or default_models) for m in entry.split()]
     progress = _progress_reporter(quiet)
     options = RunOptions(models=model_list, store=store, limit=limit, orders=orders, mode=mode, samples=samples,
                          temperature=temperature, reasoning=reasoning, seed=seed, resume=resume, new_run=new_run,
-                         progress=progress.update if progress else None)
+                         progress=progress.update if progress else None, experiment=experiment_record)
     try:
         if progress:
             with progress:
-                summary = asyncio.run(run_async(surveys, options))
+                summary = asyncio.run(run_async(entries, options))
         else:
-            summary = asyncio.run(run_async(surveys, options))
+            summary = asyncio.run(run_async(entries, options))
     except SpecError as error:
         _fail(str(error), EXIT_SPEC_ERROR)
     except KeyboardInterrupt:
