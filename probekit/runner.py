@@ -53,6 +53,8 @@ class RunOptions:
     """Called as progress(model, done, total, errors) after every batch."""
     experiment: dict[str, Any] | None = None
     """The experiment this run belongs to (probekit.experiment.run_record); stored in the run config."""
+    prior_from: str | None = None
+    """PriDe: reuse the position prior stored with this run (same models); orders default to identity."""
 
 
 @dataclass
@@ -258,6 +260,7 @@ def run_config(surveys: list[tuple[Survey, str]], options: RunOptions) -> dict[s
         "temperature": options.temperature, "reasoning": options.reasoning, "seed": options.seed,
         # Only present for experiment runs, so configurations (and auto-resume) of plain runs are unchanged.
         **({"experiment": options.experiment} if options.experiment else {}),
+        **({"prior_from": options.prior_from} if options.prior_from else {}),
     }
 
 
@@ -270,12 +273,20 @@ async def run_async(survey_paths: Sequence[str | Path | Survey], options: RunOpt
     all_trials: list[Trial] = []
     per_survey_trials: dict[str, list[Trial]] = {}
     for survey, _digest, _path in surveys:
-        trials = expand(survey, policy=options.orders, reasoning_modes=options.reasoning, limit=options.limit, seed=options.seed)  # type: ignore[arg-type]
+        # With a reused PriDe prior every item is asked once, unless orders are given explicitly.
+        policy = options.orders or ("identity" if options.prior_from else None)
+        trials = expand(survey, policy=policy, reasoning_modes=options.reasoning, limit=options.limit, seed=options.seed)  # type: ignore[arg-type]
         per_survey_trials[survey.id] = trials
         all_trials.extend(trials)
     config = run_config([(s, h) for s, h, _ in surveys], options)
     config_hash = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
     store = Store(options.store)
+    prior_rows: list[dict[str, Any]] = []
+    if options.prior_from:
+        from probekit.analysis.pride import source_priors
+
+        # Checked before the run exists: a model without a stored prior is an error, not a silent no-op.
+        prior_rows = await asyncio.to_thread(source_priors, store, options.prior_from, options.models)
     run_id = options.resume or (None if options.new_run else await asyncio.to_thread(store.resumable_run, config_hash))
     resumed = run_id is not None
     if run_id is None:
@@ -289,6 +300,10 @@ async def run_async(survey_paths: Sequence[str | Path | Survey], options: RunOpt
     for survey, digest, path in surveys:
         await asyncio.to_thread(store.register_survey, digest, survey, path, item_rows(survey, digest))
         await asyncio.to_thread(store.add_trials, run_id, digest, trial_rows(per_survey_trials[survey.id]))
+    if prior_rows:
+        from probekit.analysis.pride import save_priors
+
+        await asyncio.to_thread(save_priors, store, run_id, prior_rows)
     settings = {s.id: scoring_settings(s, options) for s, _, _ in surveys}
     writer = _Writer(store, options)
     summaries: list[ModelSummary] = []
@@ -297,6 +312,12 @@ async def run_async(survey_paths: Sequence[str | Path | Survey], options: RunOpt
         for model in options.models:
             backend = make_backend(model, options.backend_options.get(model))
             summaries.append(await _run_model(backend, run_id, all_trials, dict(settings), store, writer, options))
+        await writer.flush()
+        if any(t.order != tuple(range(len(t.order))) for t in all_trials):
+            from probekit.analysis.pride import store_run_priors
+
+            # Store the PriDe position prior with the run, so `--prior-from RUN` can reuse it later.
+            await asyncio.to_thread(store_run_priors, store, run_id, seed=options.seed)
         status = "completed" if sum(s.error for s in summaries) == 0 else "completed_with_errors"
     finally:
         await writer.flush()

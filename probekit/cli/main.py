@@ -128,6 +128,7 @@ def run(
     seed: Annotated[int, typer.Option(help="Seed for orders and sampling.")] = 0,
     resume: Annotated[Optional[str], typer.Option(help="Resume this run id (re-sends only missing or failed trials).")] = None,
     new_run: Annotated[bool, typer.Option("--new-run", help="Start a new run even if an unfinished one has the same configuration.")] = False,
+    prior_from: Annotated[Optional[str], typer.Option("--prior-from", help="PriDe: reuse the position prior stored with this run (same models); every item is then asked once.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
     """Run surveys on models and store every prompt, response and distribution.
@@ -158,7 +159,8 @@ def run(
     progress = _progress_reporter(quiet)
     options = RunOptions(models=model_list, store=store, limit=limit, orders=orders, mode=mode, samples=samples,
                          temperature=temperature, reasoning=reasoning, seed=seed, resume=resume, new_run=new_run,
-                         progress=progress.update if progress else None, experiment=experiment_record)
+                         progress=progress.update if progress else None, experiment=experiment_record,
+                         prior_from=prior_from)
     try:
         if progress:
             with progress:
