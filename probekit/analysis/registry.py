@@ -97,6 +97,8 @@ class TableSpec:
     applies: Applies
     build: Builder
     description: str = ""
+    detail: bool = False
+    """Detail tables (one row per trial, say) are built only when asked for by name."""
 
 
 _REGISTRY: dict[str, TableSpec] = {}
@@ -111,15 +113,20 @@ def _as_predicate(applies_to: str | Iterable[str] | Applies) -> Applies:
     return lambda info: info.kind in kinds
 
 
-def register(name: str, applies_to: str | Iterable[str] | Applies, *, description: str = "") -> Callable[[Builder], Builder]:
+def register(
+    name: str, applies_to: str | Iterable[str] | Applies, *, description: str = "", detail: bool = False
+) -> Callable[[Builder], Builder]:
     """Decorator: register `fn` as the builder of table `name` for the surveys `applies_to` accepts.
 
     Table names are unique; registering the same name again (a module re-imported) replaces the entry.
+    `detail=True` marks a large table that `build_tables` makes only when it is named in `only`.
     """
 
     def decorator(fn: Builder) -> Builder:
         doc = description or (fn.__doc__ or "").strip().split("\n")[0]
-        _REGISTRY[name] = TableSpec(name=name, applies=_as_predicate(applies_to), build=fn, description=doc)
+        _REGISTRY[name] = TableSpec(
+            name=name, applies=_as_predicate(applies_to), build=fn, description=doc, detail=detail
+        )
         return fn
 
     return decorator
@@ -147,7 +154,7 @@ def applicable(info: SurveyInfo) -> list[TableSpec]:
 
 
 def build_tables(ctx: AnalysisContext, only: Iterable[str] | None = None) -> dict[str, pd.DataFrame]:
-    """Build every applicable table for the context's survey (or only the named ones).
+    """Build every applicable non-detail table for the context's survey (or only the named ones).
 
     Tables whose builder returns None are left out; errors propagate, because a table that silently
     disappears would read as "not applicable".
@@ -155,7 +162,7 @@ def build_tables(ctx: AnalysisContext, only: Iterable[str] | None = None) -> dic
     wanted = set(only) if only is not None else None
     tables: dict[str, pd.DataFrame] = {}
     for spec in applicable(ctx.info):
-        if wanted is not None and spec.name not in wanted:
+        if (wanted is not None and spec.name not in wanted) or (wanted is None and spec.detail):
             continue
         table = spec.build(ctx)
         if table is not None:
