@@ -311,6 +311,11 @@ def models() -> None:
         typer.echo(f"{name:<14} {description}")
     typer.echo("Also: hf:<dir-or-hub-id>, hf:<dir>/<file>.gguf, and any litellm model string (openai/<name>, anthropic/<name> ...).")
 
+
+from probekit.cli.importing import import_command  # noqa: E402  (import's heavy work happens inside the command)
+
+app.command("import")(import_command)
+
 from probekit.cli.analyze import analyze  # noqa: E402  (analysis imports happen inside the command)
 
 app.command()(analyze)

@@ -1,0 +1,58 @@
+"""The common shape every import format is parsed into, before it is matched to trials and stored."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+STATUSES = ("refusal", "invalid")
+
+
+@dataclass
+class Response:
+    """One answer collected elsewhere: which item, in which form, from which model, and what it said.
+
+    Exactly one of `choice` (canonical option index), `distribution` (canonical order), `status`
+    (refusal | invalid) or `label` (a shown label such as "B", resolved against the matched trial) is set.
+    """
+
+    line: int
+    """Line in the source file (1-based), for error messages."""
+    survey: str | None
+    """Survey id (None: the only survey given with --survey)."""
+    item: str
+    """Item id as in the survey."""
+    model: str
+    """Model that answered."""
+    form: dict[str, Any] = field(default_factory=dict)
+    """Form keys: template, paraphrase, order, reasoning, setup, or a factor name."""
+    sample: int = 0
+    """Sample / repeated-run index."""
+    choice: int | None = None
+    distribution: list[float] | None = None
+    status: str | None = None
+    label: str | None = None
+    raw_text: str | None = None
+    """The model's raw answer, when the source has it."""
+    check_polarity: float | None = None
+    """POBs: the polarity the source recorded for the answer; must equal the chosen option's."""
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """A bad row: where it is and why."""
+
+    path: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+@dataclass
+class Parsed:
+    """What a format parser returns: good responses and bad rows (never raised, always collected)."""
+
+    responses: list[Response] = field(default_factory=list)
+    problems: list[RowProblem] = field(default_factory=list)
