@@ -1,0 +1,94 @@
+"""`probekit analyze` end to end: real subprocesses, a real DuckDB store filled by real runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+STARTER = REPO / "surveys" / "moralchoice_starter.yaml"
+PROBEKIT = [sys.executable, "-m", "probekit.cli.main"]
+
+
+def _run(*args: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "TOKENIZERS_PARALLELISM": "false"}
+    return subprocess.run([*PROBEKIT, *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO)
+
+
+def _json_tables(store: Path, *extra: str) -> dict[str, list[dict[str, object]]]:
+    done = _run("analyze", "--store", str(store), "--format", "json", "--n-boot", "200", *extra)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_analyze_fake_moralchoice_json_csv_and_out(tmp_path: Path) -> None:
+    store = tmp_path / "s.duckdb"
+    done = _run("run", str(STARTER), "-m", "fake:a", "-m", "fake:b?prior=3,1", "--limit", "4", "--store", str(store), "-q")
+    assert done.returncode == 0, done.stderr
+    run_id = done.stdout.strip().splitlines()[-1]
+    tables = _json_tables(store, "--run", run_id)
+    for name in ("response_rates", "uncertainty", "uncertainty_summary", "moralchoice", "moralchoice_agreement"):
+        assert name in tables, name
+    uncertainty = pd.DataFrame(tables["uncertainty"])
+    models = sorted(set(uncertainty["model"]))  # fake:a, then fake:b (stored with or without its query)
+    assert len(models) == 2 and models[0] == "fake:a" and models[1].startswith("fake:b")
+    assert len(uncertainty) == 2 * 4 and (uncertainty["n_forms"] == 6).all()
+    # H = QF-E + GJSD survives the JSON round trip; the position prior of fake:b makes it form-sensitive
+    assert (uncertainty["entropy"] - uncertainty["qf_e"] - uncertainty["gjsd"]).abs().max() < 1e-9
+    by_model = uncertainty.groupby("model")["qf_c"].mean()
+    assert by_model[models[0]] == pytest.approx(1.0) and by_model[models[1]] < 0.95
+    summary = pd.DataFrame(tables["moralchoice"])
+    assert {"share_action1", "share_action1_ci_low", "share_action1_ci_high", "n_items"} <= set(summary.columns)
+    # model filter, detail table by name, survey scope
+    only_a = _json_tables(store, "--survey", "moralchoice_starter", "--models", "fake:a", "--tables", "trials,uncertainty")
+    assert set(only_a) == {"trials", "uncertainty"}
+    assert {r["model"] for r in only_a["trials"]} == {"fake:a"} and len(only_a["trials"]) == 24
+    out = tmp_path / "tables"
+    done = _run("analyze", "--store", str(store), "--format", "csv", "--out", str(out), "--n-boot", "100")
+    assert done.returncode == 0, done.stderr
+    assert "# uncertainty" in done.stdout
+    assert (out / "uncertainty.csv").exists() and (out / "moralchoice.parquet").exists()
+    assert len(pd.read_parquet(out / "uncertainty.parquet")) == 8
+    table_out = _run("analyze", "--store", str(store), "--n-boot", "100")
+    assert table_out.returncode == 0 and "== moralchoice" in table_out.stdout
+
+
+def test_analyze_json_interface_for_pct_and_pobs(tmp_path: Path) -> None:
+    store = tmp_path / "s.duckdb"
+    for survey in ("pct.yaml", "pobs.yaml"):
+        done = _run("run", str(REPO / "surveys" / survey), "-m", "fake:a", "--limit", "2", "--store", str(store), "-q")
+        assert done.returncode == 0, done.stderr
+    pct = _json_tables(store, "--survey", "pct")
+    row = pct["pct"][0]
+    assert {"model", "template", "forcing", "economic", "social", "n_unanswered"} <= set(row)
+    assert all(-10 <= r["economic"] <= 10 and r["n_unanswered"] == 0 for r in pct["pct"])
+    pobs = _json_tables(store, "--survey", "pobs")
+    assert {"model", "setup", "nni", "tci", "reliability"} <= set(pobs["pobs"][0])
+    assert {r["setup"] for r in pobs["pobs"]} >= {"direct", "reflection"}
+
+
+def test_analyze_reports_missing_run(tmp_path: Path) -> None:
+    store = tmp_path / "s.duckdb"
+    done = _run("run", str(STARTER), "-m", "fake:a", "--limit", "1", "--store", str(store), "-q")
+    assert done.returncode == 0, done.stderr
+    missing = _run("analyze", "--store", str(store), "--run", "NOPE")
+    assert missing.returncode == 1 and "NOPE" in missing.stderr
+
+
+@pytest.mark.slow
+def test_analyze_smollm2_moralchoice(tmp_path: Path) -> None:
+    store = tmp_path / "s.duckdb"
+    done = _run("run", str(STARTER), "-m", "smollm2", "--limit", "3", "--store", str(store), "-q", timeout=900)
+    assert done.returncode == 0, done.stderr
+    tables = _json_tables(store)
+    uncertainty = pd.DataFrame(tables["uncertainty"])
+    assert len(uncertainty) == 3 and (uncertainty["n_forms"] == 6).all()
+    assert ((uncertainty["qf_c"] >= 0) & (uncertainty["qf_c"] <= 1)).all()
+    assert (uncertainty["entropy"] - uncertainty["qf_e"] - uncertainty["gjsd"]).abs().max() < 1e-9
+    assert tables["moralchoice"][0]["model"] == "smollm2"
