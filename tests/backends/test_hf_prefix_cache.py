@@ -1,0 +1,54 @@
+"""Shared-prefix key/value caching in the transformers backend: the option orders of one item share their
+prompt up to the first option; computing that prefix once must give the same numbers as computing every
+prompt whole (within 1e-4), on both real models (chat template and plain completion prompts)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from probekit.scoring import ScoringSettings
+from probekit.survey.expand import expand
+from probekit.survey.loader import load_survey
+
+MMLU = Path(__file__).resolve().parents[2] / "surveys" / "mmlu.yaml"
+
+
+@pytest.fixture(scope="module")
+def trials():
+    survey = load_survey(MMLU)
+    # two items in 4 cyclic orders, plus one position-dependent item (a lone prompt in its group)
+    chosen = [i for i in survey.items if i.id in {"mmlu/anatomy/test/0", "mmlu/astronomy/test/3"}]
+    fixed = next(i for i in survey.items if i.position_dependent)
+    return expand(survey.model_copy(update={"items": [*chosen, fixed]}))
+
+
+@pytest.mark.parametrize("fixture", ["smollm2", "gemma3"])
+def test_shared_prefix_equals_unshared(request, trials, fixture) -> None:
+    backend = request.getfixturevalue(fixture)
+    assert len(trials) == 9
+    encoded = [backend.encode_prompt(backend.prompt_text(t)) for t in trials]
+    groups = [t.item_id for t in trials]
+    shared, singles = backend._prefix_plan(encoded, groups)
+    # the two permuted items share a prefix (the stem, and the chat preamble for smollm2); the fixed one not
+    assert sorted(len(members) for _length, members in shared) == [4, 4] and len(singles) == 1
+    assert all(length >= 20 for length, _members in shared)
+    whole = backend.next_token_logprobs(encoded)
+    reused = backend.next_token_logprobs(encoded, groups)
+    assert float((whole - reused).abs().max()) < 1e-4
+    assert whole.argmax(-1).tolist() == reused.argmax(-1).tolist()
+
+
+def test_score_rows_identical_with_and_without_sharing(smollm2, trials) -> None:
+    settings = ScoringSettings(mode="logprob")
+    smollm2.share_prefix = False
+    try:
+        plain = smollm2.score_sync(trials, settings)
+    finally:
+        smollm2.share_prefix = True
+    shared = smollm2.score_sync(trials, settings)
+    for a, b in zip(plain, shared):
+        assert a[0]["choice"] == b[0]["choice"]
+        assert a[0]["distribution"] == pytest.approx(b[0]["distribution"], abs=1e-4)
+        assert a[0]["valid_mass"] == pytest.approx(b[0]["valid_mass"], rel=1e-3)
