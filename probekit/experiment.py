@@ -22,7 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from probekit.survey.errors import SpecError, SpecProblem
-from probekit.survey.loader import load_survey
+from probekit.survey.loader import _Locator, load_survey
 from probekit.survey.schema import ReasoningMode, Scoring, Survey
 
 
@@ -79,27 +79,27 @@ def is_experiment_file(path: str | Path) -> bool:
     return isinstance(data, dict) and "surveys" in data and "kind" not in data
 
 
-def apply_settings(survey: Survey, entry: SurveyRun, where: str) -> Survey:
-    """The survey as the design runs it. Raises SpecError (file:line of the entry) on unknown names."""
+def apply_settings(survey: Survey, entry: SurveyRun, where: str, line: int = 0) -> Survey:
+    """The survey as the design runs it. Raises SpecError (`where`:`line`, the entry) on unknown names."""
     problems: list[SpecProblem] = []
     update: dict[str, Any] = {}
     if entry.templates is not None:
         known = [t.id for t in survey.templates]
         unknown = [t for t in entry.templates if t not in known]
         if unknown:
-            problems.append(SpecProblem(where, 0, f"survey {survey.id!r} has no template(s) {unknown}",
+            problems.append(SpecProblem(where, line, f"survey {survey.id!r} has no template(s) {unknown}",
                                         f"use some of {known}"))
         update["templates"] = [t for t in survey.templates if t.id in entry.templates]
     if entry.factors:
         factors = dict(survey.factors)
         for name, levels in entry.factors.items():
             if name not in factors:
-                problems.append(SpecProblem(where, 0, f"survey {survey.id!r} has no factor {name!r}",
+                problems.append(SpecProblem(where, line, f"survey {survey.id!r} has no factor {name!r}",
                                             f"use one of {list(factors)}"))
                 continue
             missing = [level for level in levels if level not in factors[name]]
             if missing:
-                problems.append(SpecProblem(where, 0, f"factor {name!r} has no level(s) {missing}",
+                problems.append(SpecProblem(where, line, f"factor {name!r} has no level(s) {missing}",
                                             f"use some of {list(factors[name])}"))
             factors[name] = {level: text for level, text in factors[name].items() if level in levels}
         update["factors"] = factors
@@ -111,7 +111,7 @@ def apply_settings(survey: Survey, entry: SurveyRun, where: str) -> Survey:
         try:
             update["scoring"] = Scoring.model_validate({**survey.scoring.model_dump(), **entry.scoring})
         except ValidationError as error:
-            problems.append(SpecProblem(where, 0, f"scoring: {error.errors()[0]['msg']}", "fix the scoring override"))
+            problems.append(SpecProblem(where, line, f"scoring: {error.errors()[0]['msg']}", "fix the scoring override"))
     if entry.limit is not None:
         update["items"] = survey.items[: entry.limit]
     if problems:
@@ -120,7 +120,7 @@ def apply_settings(survey: Survey, entry: SurveyRun, where: str) -> Survey:
     try:
         return Survey.model_validate({**survey.model_dump(), **{k: _dump(v) for k, v in update.items()}})
     except ValidationError as error:
-        raise SpecError([SpecProblem(where, 0, str(error.errors()[0]["msg"]), "fix the survey settings")]) from None
+        raise SpecError([SpecProblem(where, line, str(error.errors()[0]["msg"]), "fix the survey settings")]) from None
 
 
 def _dump(value: Any) -> Any:
@@ -136,21 +136,26 @@ def load_experiment(path: str | Path) -> tuple[Experiment, list[Survey]]:
     exp_path = Path(path)
     if not exp_path.exists():
         raise SpecError([SpecProblem(str(path), 0, "file not found", "check the path")])
+    text = exp_path.read_text(encoding="utf-8")
     try:
-        data = yaml.safe_load(exp_path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(text)
+        locate = _Locator(yaml.compose(text))
         experiment = Experiment.model_validate(data)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         raise SpecError([SpecProblem(str(path), mark.line + 1 if mark else 1, "YAML syntax error",
                                      "check indentation and quotes")]) from None
     except ValidationError as error:
-        raise SpecError([SpecProblem(str(path), 0, f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}",
+        raise SpecError([SpecProblem(str(path), locate.line(list(e["loc"])), f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}",
                                      "see docs/surveys.md (experiments)") for e in error.errors()]) from None
     surveys = []
     for index, entry in enumerate(experiment.surveys):
         survey_path = (exp_path.parent / entry.path).resolve()
+        if not survey_path.exists():
+            raise SpecError([SpecProblem(str(path), locate.line(["surveys", index, "path"]),
+                                         f"survey file {entry.path!r} not found", "paths are relative to the experiment file")])
         survey = load_survey(survey_path)
-        surveys.append(apply_settings(survey, entry, f"{path} (surveys[{index}])"))
+        surveys.append(apply_settings(survey, entry, str(path), locate.line(["surveys", index])))
     return experiment, surveys
 
 

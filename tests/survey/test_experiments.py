@@ -102,5 +102,5 @@ def test_probekit_run_runs_an_experiment_file(tmp_path: Path) -> None:
     bad.write_text(f"id: bad\nsurveys:\n  - path: {REPO / 'surveys' / 'pct.yaml'}\n    templates: [nope]\n", encoding="utf-8")
     refused = subprocess.run([sys.executable, "-m", "probekit.cli.main", "run", str(bad), "--store", str(tmp_path / "b.duckdb")],
                              capture_output=True, text=True, env=env, timeout=300)
-    assert refused.returncode == 2 and "no template" in refused.stderr
+    assert refused.returncode == 2 and f"{bad}:3: survey 'pct' has no template(s) ['nope']" in refused.stderr
     assert not (tmp_path / "b.duckdb").exists()
