@@ -17,12 +17,26 @@ DEFAULT_RESAMPLES = 1000
 LEVEL = 0.95
 
 
-def resample_counts(n_clusters: int, n_boot: int = DEFAULT_RESAMPLES, seed: int = 0) -> NDArray[np.float64]:
-    """W[b, i] = how many times cluster i is drawn in resample b (each row sums to n_clusters)."""
+def count_blocks(n_clusters: int, n_boot: int = DEFAULT_RESAMPLES, seed: int = 0, chunk_cells: int = 4_000_000):
+    """Yield blocks of W (resamples × clusters): W[b, i] = times cluster i is drawn in resample b.
+
+    Seeded; blocks bound the memory (≈ chunk_cells floats) however many items there are."""
     rng = np.random.default_rng(seed)
+    per_block = max(1, chunk_cells // max(1, n_clusters))
+    done = 0
+    while done < n_boot:
+        size = min(per_block, n_boot - done)
+        idx = rng.integers(0, n_clusters, size=(size, n_clusters))
+        flat = (idx + n_clusters * np.arange(size)[:, None]).ravel()
+        yield np.bincount(flat, minlength=size * n_clusters).reshape(size, n_clusters).astype(float)
+        done += size
+
+
+def resample_counts(n_clusters: int, n_boot: int = DEFAULT_RESAMPLES, seed: int = 0) -> NDArray[np.float64]:
+    """The whole W matrix (resamples × clusters; each row sums to n_clusters). For small tables."""
     if n_clusters == 0:
         return np.zeros((n_boot, 0))
-    return rng.multinomial(n_clusters, np.full(n_clusters, 1.0 / n_clusters), size=n_boot).astype(float)
+    return np.vstack(list(count_blocks(n_clusters, n_boot, seed)))
 
 
 def percentile_interval(samples: ArrayLike, level: float = LEVEL) -> tuple[float, float]:
@@ -57,10 +71,26 @@ def ratio_ci(
         estimate = float(f(np.array([num.sum()]), np.array([den.sum()]))[0]) if den.size else float("nan")
         if num.size == 0:
             return (estimate, float("nan"), float("nan"))
-        weights = resample_counts(num.size, n_boot, seed)
-        replicates = f(weights @ num, weights @ den)
+        replicates = np.concatenate([f(w @ num, w @ den) for w in count_blocks(num.size, n_boot, seed)])
     low, high = percentile_interval(replicates)
     return (estimate, low, high)
+
+
+def mean_cis(values: ArrayLike, *, n_boot: int = DEFAULT_RESAMPLES, seed: int = 0) -> NDArray[np.float64]:
+    """Means of several per-item columns (items × columns, NaN = missing) with CIs from one shared set
+    of item resamples. Returns columns × (estimate, low, high)."""
+    arr = np.atleast_2d(np.asarray(values, dtype=float))
+    if arr.shape[0] == 0:
+        return np.full((arr.shape[1], 3), np.nan)
+    finite = np.isfinite(arr)
+    num, den = np.where(finite, arr, 0.0), finite.astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        estimate = num.sum(axis=0) / den.sum(axis=0)
+        reps = np.vstack([(w @ num) / (w @ den) for w in count_blocks(arr.shape[0], n_boot, seed)])
+    out = np.empty((arr.shape[1], 3))
+    for j in range(arr.shape[1]):
+        out[j] = (estimate[j], *percentile_interval(reps[:, j]))
+    return out
 
 
 def mean_ci(values: ArrayLike, *, n_boot: int = DEFAULT_RESAMPLES, seed: int = 0) -> tuple[float, float, float]:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+
 
 from probekit.analysis.bootstrap import mean_ci, statistic_ci
 from probekit.analysis.registry import is_personality, register
@@ -120,6 +120,8 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
 
 def _paired(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
     """Paired t-test and Wilcoxon signed-rank over items, with Cohen's d_z = mean(d) / sd(d)."""
+    from scipy import stats  # imported here: scipy.stats costs seconds at start-up and few tables need it
+
     d = a - b
     n = d.size
     sd = d.std(ddof=1) if n > 1 else float("nan")
@@ -171,6 +173,8 @@ def prompt_sensitivity(scores: pd.DataFrame, trait: str = "domain", *, alpha: fl
                 complete = table.reindex(columns=styles).dropna()
                 if len(complete) < 2:
                     continue
+                from scipy import stats
+
                 with np.errstate(all="ignore"):
                     p = float(stats.friedmanchisquare(*[complete[s].to_numpy() for s in styles]).pvalue)
                 family.append({"model": model, "reasoning": reasoning, "trait": name, "style_a": "all", "style_b": "",

@@ -81,7 +81,9 @@ class AnalysisContext:
         gold, keyed and parsed `meta` (dict)."""
         if "items" not in self._cache:
             frame = self.store.query(
-                "SELECT i.*, s.created_at FROM items i JOIN surveys s USING (survey_hash) WHERE i.survey_id = ? "
+                "SELECT i.* REPLACE (list_transform(i.option_values, lambda x: coalesce(x, 'NaN'::DOUBLE)) AS option_values, "
+                "list_transform(i.option_polarities, lambda x: coalesce(x, 'NaN'::DOUBLE)) AS option_polarities), s.created_at "
+                "FROM items i JOIN surveys s USING (survey_hash) WHERE i.survey_id = ? "
                 "QUALIFY row_number() OVER (PARTITION BY i.item_id ORDER BY s.created_at DESC) = 1 ORDER BY i.item_id",
                 [self.info.survey_id],
             )
@@ -108,7 +110,17 @@ class AnalysisContext:
         if "forms" in self._cache:
             return self._cache["forms"]
         where, params = self._filters()
-        counts = self.store.query(
+        # Widest option list in scope: the per-option means are plain aggregates over distribution[k],
+        # one pass over the results with no unnesting (the list is in canonical order).
+        width_frame = self.store.query(
+            "SELECT coalesce(max(n_options), 0) AS k FROM items WHERE survey_id = ?", [self.info.survey_id]
+        )
+        width = int(width_frame["k"][0])
+        option_means = "".join(
+            f", avg(r.distribution[{k + 1}]) FILTER (WHERE r.status = 'ok' AND r.distribution IS NOT NULL) AS p{k}"
+            for k in range(width)
+        )
+        frame = self.store.query(
             f"""
             SELECT r.run_id, r.model, t.item_id, r.trial_id, t.template_id, t.paraphrase_id,
                    CAST(t.factors AS VARCHAR) AS factors, array_to_string(t.option_order, ',') AS option_order,
@@ -117,7 +129,7 @@ class AnalysisContext:
                    count(*) FILTER (WHERE r.status = 'refusal') AS n_refusal,
                    count(*) FILTER (WHERE r.status = 'invalid' OR (r.status = 'ok' AND r.distribution IS NULL)) AS n_invalid,
                    count(*) FILTER (WHERE r.status = 'error') AS n_error,
-                   avg(r.valid_mass) FILTER (WHERE r.status = 'ok') AS valid_mass
+                   avg(r.valid_mass) FILTER (WHERE r.status = 'ok') AS valid_mass{option_means}
             FROM results r JOIN trials t USING (trial_id)
             WHERE {where}
             GROUP BY ALL
@@ -125,28 +137,19 @@ class AnalysisContext:
             """,
             params,
         )
-        # The mean distribution per trial, computed option by option inside DuckDB.
-        dists = self.store.query(
-            f"""
-            WITH cells AS (
-                SELECT r.run_id, r.model, r.trial_id, unnest(r.distribution) AS p,
-                       generate_subscripts(r.distribution, 1) - 1 AS k
-                FROM results r JOIN trials t USING (trial_id)
-                WHERE {where} AND r.status = 'ok' AND r.distribution IS NOT NULL
-            ), per_option AS (
-                SELECT run_id, model, trial_id, k, avg(p) AS p FROM cells GROUP BY ALL
-            )
-            SELECT run_id, model, trial_id, list(p ORDER BY k) AS dist FROM per_option GROUP BY ALL
-            """,
-            params,
-        )
-        frame = counts.merge(dists, on=["run_id", "model", "trial_id"], how="left")
-        frame["dist"] = [np.asarray(d, dtype=float) if isinstance(d, (list, np.ndarray)) else None for d in frame["dist"]]
-        frame["factors"] = [_json(f) for f in frame["factors"]]
-        frame["option_order"] = [tuple(int(x) for x in s.split(",")) if s else () for s in frame["option_order"]]
+        # Few distinct factor / order strings: parse each once.
+        factor_cache = {text: _json(text) for text in frame["factors"].unique()}
+        frame["factors"] = frame["factors"].map(factor_cache)
+        order_cache = {text: tuple(int(x) for x in text.split(",")) if text else () for text in frame["option_order"].unique()}
+        frame["option_order"] = frame["option_order"].map(order_cache)
+        means = frame[[f"p{k}" for k in range(width)]].to_numpy(dtype=float) if width else np.zeros((len(frame), 0))
+        n_opts = frame["option_order"].map(len).to_numpy()
+        has = frame["n_ok"].to_numpy() > 0
+        frame["dist"] = [means[i, : n_opts[i]] if has[i] else None for i in range(len(frame))]
+        frame = frame.drop(columns=[f"p{k}" for k in range(width)])
         tmeta = self.template_meta()
-        frame["template_group"] = [tmeta.get(t, {}).get("group") for t in frame["template_id"]]
-        frame["tmeta"] = [tmeta.get(t, {}) for t in frame["template_id"]]
+        frame["template_group"] = frame["template_id"].map(lambda t: tmeta.get(t, {}).get("group"))
+        frame["tmeta"] = frame["template_id"].map(lambda t: tmeta.get(t, {}))
         for column in ("n_rows", "n_ok", "n_refusal", "n_invalid", "n_error"):
             frame[column] = frame[column].astype(int)
         self._cache["forms"] = frame

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from probekit.analysis.bootstrap import mean_ci
+from probekit.analysis.bootstrap import mean_ci, mean_cis
 from probekit.analysis.registry import is_moralchoice, register
 from probekit.analysis.uncertainty import context_item_uncertainty
 
@@ -36,8 +36,8 @@ def moralchoice_summary(
     for (model, reasoning, level), sub in frame.groupby(["model", "reasoning", "ambiguity"], sort=True):
         row: dict[str, object] = {"model": model, "reasoning": reasoning, "ambiguity": level, "n_items": len(sub),
                                   "n_forms": int(sub["n_forms"].sum()), "valid_fraction": float(sub["valid_fraction"].mean())}
-        for name in ("prefers_action1", "p_action1", "entropy", "qf_e", "gjsd", "qf_c"):
-            est, low, high = mean_ci(sub[name].to_numpy(), n_boot=n_boot, seed=seed)
+        names = ("prefers_action1", "p_action1", "entropy", "qf_e", "gjsd", "qf_c")
+        for name, (est, low, high) in zip(names, mean_cis(sub[list(names)].to_numpy(), n_boot=n_boot, seed=seed)):
             label = "share_action1" if name == "prefers_action1" else name
             row[label], row[f"{label}_ci_low"], row[f"{label}_ci_high"] = est, low, high
         rows.append(row)

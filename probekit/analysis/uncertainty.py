@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from probekit.analysis.bootstrap import mean_ci
+from probekit.analysis.bootstrap import mean_cis
 from probekit.analysis.distributions import entropy, form_uncertainty
 from probekit.analysis.registry import register
 
@@ -58,11 +58,12 @@ def trial_table(forms: pd.DataFrame) -> pd.DataFrame:
     out["distribution"] = [None if d is None else [float(x) for x in d] for d in forms["dist"]]
     ent = np.full(len(forms), np.nan)
     n_opts = _n_options(forms)
-    has = np.array([d is not None for d in forms["dist"]], dtype=bool)
+    dists = forms["dist"].to_numpy()
+    has = np.array([d is not None for d in dists], dtype=bool)
     for n in np.unique(n_opts):
         rows = np.flatnonzero((n_opts == n) & has)
         if rows.size:
-            ent[rows] = entropy(_stack([forms["dist"].iat[i] for i in rows], int(n)))
+            ent[rows] = entropy(_stack(list(dists[rows]), int(n)))
     out["entropy"] = ent
     rows = forms["n_rows"].to_numpy(dtype=float)
     for column in ("refusal", "invalid", "error"):
@@ -79,6 +80,7 @@ def item_uncertainty(forms: pd.DataFrame, group: Sequence[str] = DEFAULT_GROUP) 
     n_opts = _n_options(forms)
     for n in np.unique(n_opts):
         sub = forms[n_opts == n].sort_values(keys, kind="stable")
+        sub = sub.assign(valid_form=(sub["n_ok"] > 0).astype(int))
         grouped = sub.groupby(keys, sort=True)
         codes = grouped.ngroup().to_numpy()
         slots = grouped.cumcount().to_numpy()
@@ -89,7 +91,7 @@ def item_uncertainty(forms: pd.DataFrame, group: Sequence[str] = DEFAULT_GROUP) 
         mask[codes, slots] = True
         result = form_uncertainty(P, mask)
         counts = grouped.agg(
-            n_valid_forms=("n_ok", lambda s: int((s > 0).sum())), n_rows=("n_rows", "sum"), n_ok=("n_ok", "sum"),
+            n_valid_forms=("valid_form", "sum"), n_rows=("n_rows", "sum"), n_ok=("n_ok", "sum"),
             n_refusal=("n_refusal", "sum"), n_invalid=("n_invalid", "sum"), mean_valid_mass=("valid_mass", "mean"),
         ).reset_index()
         counts["n_options"] = int(n)
@@ -116,8 +118,8 @@ def uncertainty_summary(items: pd.DataFrame, group: Sequence[str] = DEFAULT_GROU
         row["n_items"] = len(sub)
         row["n_forms"] = int(sub["n_forms"].sum())
         row["valid_fraction"] = float(sub["n_rows"].mul(sub["valid_fraction"]).sum() / max(1, sub["n_rows"].sum()))
-        for name in ("entropy", "qf_e", "gjsd", "qf_c"):
-            est, low, high = mean_ci(sub[name].to_numpy(), n_boot=n_boot, seed=seed)
+        names = ("entropy", "qf_e", "gjsd", "qf_c")
+        for name, (est, low, high) in zip(names, mean_cis(sub[list(names)].to_numpy(), n_boot=n_boot, seed=seed)):
             row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"] = est, low, high
         rows.append(row)
     return pd.DataFrame(rows)

@@ -43,9 +43,16 @@ def _plain(value: Any) -> Any:
 
 
 def tables_to_json(tables: dict[str, Any]) -> str:
-    """{table: [row, ...]} with NaN as null."""
-    return json.dumps({name: [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
-                       for name, frame in tables.items()}, indent=None)
+    """{table: [row, ...]} with NaN as null. pandas writes each table (fast for large ones); numpy values
+    inside list columns are made plain first."""
+    parts = []
+    for name, frame in tables.items():
+        ready = frame.copy()
+        for column in ready.columns:
+            if ready[column].dtype == object:
+                ready[column] = [_plain(v) for v in ready[column]]
+        parts.append(f"{json.dumps(name)}: {ready.to_json(orient='records', double_precision=15, date_format='iso', default_handler=str)}")
+    return "{" + ", ".join(parts) + "}"
 
 
 def _csv_ready(frame):  # type: ignore[no-untyped-def]
