@@ -78,8 +78,7 @@ def analyze(
 ) -> None:
     """Analysis tables for a run or survey: uncertainty/consistency, Likert traits, political compass,
     POBs, value preferences … (whatever applies to the survey's kind), with 95 % bootstrap CIs and n."""
-    from probekit.analysis.loader import contexts
-    from probekit.analysis.registry import build_tables
+    from probekit.analysis import analyze as analyze_tables
 
     if format not in {"table", "csv", "json"}:
         typer.echo(f"error: unknown format {format!r}: use table, csv or json", err=True)
@@ -87,15 +86,11 @@ def analyze(
     model_list = [m for entry in (models or []) for m in entry.split()] or None
     only = [t.strip() for t in tables.split(",") if t.strip()] if tables else None
     try:
-        scopes = contexts(store, run=run, survey=survey, models=model_list, seed=seed, n_boot=n_boot)
+        result: dict[str, Any] = analyze_tables(store, run=run, survey=survey, models=model_list, tables=only,
+                                                seed=seed, n_boot=n_boot)
     except (KeyError, FileNotFoundError) as error:
         typer.echo(f"error: {error.args[0] if error.args else error}", err=True)
         raise typer.Exit(1) from None
-    result: dict[str, Any] = {}
-    for ctx in scopes:
-        built = build_tables(ctx, only)
-        prefix = f"{ctx.info.survey_id}." if len(scopes) > 1 else ""
-        result.update({f"{prefix}{name}": frame for name, frame in built.items()})
     if not result:
         typer.echo("error: no analysis table applies to the results in scope (no valid answers?)", err=True)
         raise typer.Exit(1)
