@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from probekit.analysis.registry import (
-    SurveyInfo, _REGISTRY, applicable, build_tables, is_dailydilemmas, is_moralchoice, is_pct, is_personality, is_pobs, register,
+    SurveyInfo, applicable, build_tables, is_dailydilemmas, is_moralchoice, is_pct, is_personality, is_pobs, register,
 )
 
 LIKERT = [{"text": t, "value": v} for v, t in enumerate(["SD", "D", "A", "SA"], start=1)]
@@ -38,25 +38,30 @@ class _Ctx:
         self.info = info
 
 
-def test_register_build_and_detail_tables() -> None:
+def test_register_build_and_detail_tables(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from probekit.analysis import registry
+
+    # an isolated registry: only the tables registered here
+    monkeypatch.setattr(registry, "_REGISTRY", {})
+    monkeypatch.setattr(registry, "load_all_modules", lambda: None)
     info = SurveyInfo("x", "generate", {})
 
-    @register("_test_table", "generate")
+    @register("t_table", "generate")
     def _table(ctx):  # type: ignore[no-untyped-def]
         return pd.DataFrame({"a": [1]})
 
-    @register("_test_detail", ("generate",), detail=True)
+    @register("t_detail", ("generate",), detail=True)
     def _detail(ctx):  # type: ignore[no-untyped-def]
         return pd.DataFrame({"b": [2]})
 
-    @register("_test_none", lambda i: i.survey_id == "x")
+    @register("t_none", lambda i: i.survey_id == "x")
     def _none(ctx):  # type: ignore[no-untyped-def]
         return None
 
-    try:
-        built = build_tables(_Ctx(info))  # type: ignore[arg-type]
-        assert "_test_table" in built and "_test_detail" not in built and "_test_none" not in built
-        assert set(build_tables(_Ctx(info), ["_test_detail"])) == {"_test_detail"}  # type: ignore[arg-type]
-    finally:
-        for name in ("_test_table", "_test_detail", "_test_none"):
-            _REGISTRY.pop(name, None)
+    @register("t_other_kind", "mcq")
+    def _other(ctx):  # type: ignore[no-untyped-def]
+        raise AssertionError("must not be built for a generate survey")
+
+    assert set(build_tables(_Ctx(info))) == {"t_table"}  # type: ignore[arg-type]
+    assert set(build_tables(_Ctx(info), ["t_detail", "t_table"])) == {"t_detail", "t_table"}  # type: ignore[arg-type]
+    assert registry.registered()["t_detail"].description == ""
