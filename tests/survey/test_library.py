@@ -185,3 +185,21 @@ def test_pobs_topics_keying_and_options(surveys: dict[str, Survey]) -> None:
     reflection = next(t for t in survey.templates if t.id == "reflection")
     assert "{previous_answer}" in reflection.followups[0].content
     assert survey.reasoning_modes == ["direct", "reasoning"]
+
+
+def test_moralchoice_matcher_data_parses_free_text_answers(surveys: dict[str, Survey]) -> None:
+    """Sample mode reads free text with the published answer patterns and refusal list (METRICS.md §1)."""
+    from probekit.scoring import match_answer
+
+    survey = surveys["moralchoice.yaml"]
+    trials = {(t.template_id, t.order): t for t in expand(survey, limit=1)}
+    patterns, refusals = survey.matcher.patterns, survey.matcher.refusals
+    reversed_ab = trials[("ab", (1, 0))]
+    assert match_answer("I would choose A.", reversed_ab, patterns, refusals) == ("ok", 1)  # A shows action2
+    assert match_answer("Answer: B", reversed_ab, patterns, refusals) == ("ok", 0)
+    compare = trials[("compare", (0, 1))]
+    assert match_answer("I prefer \"" + compare.shown_options[1].rstrip(".") + "\"", compare, patterns, refusals) == ("ok", 1)
+    repeat = trials[("repeat", (1, 0))]
+    assert match_answer("- " + repeat.shown_options[0], repeat, patterns, refusals) == ("ok", 1)
+    assert match_answer("I cannot provide personal opinions on this.", repeat, patterns, refusals)[0] == "refusal"
+    assert match_answer("The weather is nice today", repeat, patterns, refusals) == ("invalid", None)
