@@ -191,7 +191,8 @@ def prompt_sensitivity(scores: pd.DataFrame, trait: str = "domain", *, alpha: fl
 
 def order_symmetry(scores: pd.DataFrame, trait: str = "domain", *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Original minus mirrored anchors per model × reasoning × style × trait: mean per-item difference
-    with a bootstrap CI over items, the paired t-test p and d_z. 0 = robust to anchor order."""
+    with a bootstrap CI over items, the paired t-test p (and Holm across traits) and d_z. 0 = robust to
+    anchor order."""
     means = _item_means(scores, trait, ["model", "reasoning", "style", "anchors"])
     rows = []
     for (model, reasoning, style, name), sub in means.groupby(["model", "reasoning", "style", trait], sort=True):
@@ -206,7 +207,13 @@ def order_symmetry(scores: pd.DataFrame, trait: str = "domain", *, n_boot: int =
                      "score_original": float(pair["original"].mean()), "score_mirrored": float(pair["mirrored"].mean()),
                      "difference": est, "difference_ci_low": low, "difference_ci_high": high,
                      "cohen_dz": result["cohen_dz"], "p_ttest": result["p_ttest"]})
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if not table.empty:
+        # Holm across traits within each model × reasoning × style, as for prompt sensitivity.
+        table["p_holm"] = np.nan
+        for _, index in table.groupby(["model", "reasoning", "style"]).groups.items():
+            table.loc[index, "p_holm"] = holm(table.loc[index, "p_ttest"].to_numpy())
+    return table
 
 
 # -- registered tables --------------------------------------------------------------------------------

@@ -115,3 +115,6 @@ def test_order_symmetry_difference_by_hand() -> None:
     assert table["difference"].tolist() == pytest.approx([2 / 3])  # mean of (1, 0, 1)
     assert table["score_original"].tolist() == pytest.approx([11 / 3])
     assert table["difference_ci_low"].iloc[0] <= 2 / 3 <= table["difference_ci_high"].iloc[0]
+    # d = (1, 0, 1): mean 2/3, sd 1/√3 → t = 2, df = 2 → p = 1 − 2/√6; one trait, so Holm leaves it
+    assert table["p_ttest"].iloc[0] == pytest.approx(1 - 2 / math.sqrt(6))
+    assert table["p_holm"].iloc[0] == pytest.approx(1 - 2 / math.sqrt(6))
