@@ -4,7 +4,7 @@ confounds position and action; METRICS.md §2).
 
 Value labels and the five theory mappings (World Values Survey, Moral Foundations, virtues, Plutchik's
 emotions, Maslow) live in the per-action file `dilemmas_with_detail_by_action.csv`. Only its 8-row sample
-(4 dilemmas) is in ../shared/data; pass the full file (GitHub or Hugging Face release) with --actions to
+(4 dilemmas) is in ../shared/data; pass the full GitHub file (same columns as the sample) with --actions to
 label every dilemma. Values are joined to theories through values.csv. Run from the repository root:
 
     python surveys/build/dailydilemmas.py [--data ../shared/data/dailydilemmas] [--actions FULL.csv]
