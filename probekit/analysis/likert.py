@@ -63,6 +63,12 @@ def form_scores(forms: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def item_scores(scores: pd.DataFrame, cell: Sequence[str] = CELL) -> pd.DataFrame:
+    """Per cell × item: expected score E[r] and keyed score, each the mean over the item's forms."""
+    return (scores.groupby([*cell, "domain", "facet", "item_id", "keyed"], sort=True, dropna=False)
+            .agg(expected=("expected", "mean"), score=("score", "mean"), n_forms=("score", "size")).reset_index())
+
+
 def trait_scores(scores: pd.DataFrame, trait: str = "domain", cell: Sequence[str] = CELL, *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Per cell × trait: mean of the items' keyed scores (each item first averaged over its forms in the
     cell), with a bootstrap CI over items, n items and n forms."""
@@ -229,6 +235,13 @@ def _likert_traits(ctx):  # type: ignore[no-untyped-def]
     """Keyed trait (domain) scores per model × style × anchors, with CIs over items."""
     scores = _scores(ctx)
     return None if scores.empty else trait_scores(scores, "domain", n_boot=ctx.n_boot, seed=ctx.seed)
+
+
+@register("likert_items", is_personality, detail=True)
+def _likert_items(ctx):  # type: ignore[no-untyped-def]
+    """Expected and keyed score per item × model × style × anchors."""
+    scores = _scores(ctx)
+    return None if scores.empty else item_scores(scores)
 
 
 @register("likert_facets", is_personality, detail=True)

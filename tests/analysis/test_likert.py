@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from probekit.analysis.likert import (
-    cronbach_alpha, expected_score, form_scores, holm, keyed_score, order_symmetry, prompt_sensitivity, trait_scores,
+    cronbach_alpha, expected_score, form_scores, holm, item_scores, keyed_score, order_symmetry, prompt_sensitivity, trait_scores,
 )
 
 VALUES = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
@@ -61,6 +61,9 @@ def test_trait_score_by_hand() -> None:
                     ("i1", "mpi", "original", [0, 1, 0, 0, 0])])      # E = 2, keyed −1 → 4
     table = trait_scores(form_scores(forms, items))
     assert table["score"].tolist() == pytest.approx([3.75])
+    per_item = item_scores(form_scores(forms, items)).set_index("item_id")
+    assert per_item["expected"].tolist() == pytest.approx([3.5, 2.0])
+    assert per_item["score"].tolist() == pytest.approx([3.5, 4.0])
     assert table["n_items"].tolist() == [2]
 
 

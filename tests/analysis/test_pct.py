@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from probekit.analysis.pct import (
     Scoring, cell_answers, coordinates, expected_coordinates, pct_spread, pct_table, published_weights, weights_for,
@@ -111,3 +113,13 @@ def test_published_table_has_62_items_and_zero_agree_weights() -> None:
     weights = published_weights()
     assert len(weights) == 62
     assert all(e[2] == 0 and s[2] == 0 for e, s in weights.values())
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 3), min_size=62, max_size=62))
+def test_expected_coordinates_of_one_hot_answers_equal_argmax_coordinates(answers: list[int]) -> None:
+    econ, soc = weights_for(IDS)
+    onehot = np.eye(4)[answers]
+    assert expected_coordinates(onehot, econ, soc) == pytest.approx(coordinates(answers, econ, soc)[:2])
+    economic, social, _ = coordinates(answers, econ, soc)
+    assert -10 <= economic <= 10 and -10 <= social <= 10

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from probekit.analysis.loader import contexts
 from probekit.analysis.pobs import (
@@ -198,3 +200,20 @@ def test_probekit_import_of_published_files_then_analyze(tmp_path: Path, flat: b
     imported = pobs_table(import_pobs_files(_write_published(tmp_path), polar=lambda name: "vs" in name), n_boot=200).iloc[0]
     for column in ("nni", "tci", "reliability", "n_answers", "refusal_rate"):
         assert row[column] == pytest.approx(imported[column]), column
+
+
+VALUES = [-1.0, -0.5, 0.0, 0.5, 1.0, 0.5j]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(0, 5), min_size=2, max_size=12))
+def test_pairwise_reliability_is_the_u_statistic_of_the_distribution_form(picks: list[int]) -> None:
+    answers = [VALUES[k] for k in picks]
+    n = len(answers)
+    empirical = np.bincount(picks, minlength=6) / n
+    rel_pairs = reliability_pairs(answers)
+    rel_dist = reliability_distribution(empirical, np.array(VALUES))
+    # mean over r < s of |p̃_r − p̃_s| = n/(n − 1) · E|X − X'| under the empirical distribution
+    assert 1 - rel_pairs == pytest.approx(n / (n - 1) * (1 - rel_dist), abs=1e-12)
+    assert -1e-12 <= rel_pairs <= 1 + 1e-12
+    assert (rel_pairs == pytest.approx(1.0)) == (len(set(picks)) == 1)
