@@ -129,6 +129,14 @@ def run(
     resume: Annotated[Optional[str], typer.Option(help="Resume this run id (re-sends only missing or failed trials).")] = None,
     new_run: Annotated[bool, typer.Option("--new-run", help="Start a new run even if an unfinished one has the same configuration.")] = False,
     prior_from: Annotated[Optional[str], typer.Option("--prior-from", help="PriDe: reuse the position prior stored with this run (same models); every item is then asked once.")] = None,
+    models_config: Annotated[Optional[Path], typer.Option("--models-config", help="models.yaml: api_base, api_key_env (the variable's NAME), limits per API model.", envvar="PROBEKIT_MODELS_CONFIG")] = None,
+    api_base: Annotated[Optional[str], typer.Option("--api-base", help="Base URL of an OpenAI-compatible server for the API models (e.g. http://127.0.0.1:8000/v1).")] = None,
+    api_key_env: Annotated[Optional[str], typer.Option("--api-key-env", help="NAME of the environment variable holding the API key.")] = None,
+    concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="Requests in flight per API model (default 16).")] = None,
+    rpm: Annotated[Optional[float], typer.Option("--rpm", help="Requests-per-minute limit per API model.")] = None,
+    tpm: Annotated[Optional[float], typer.Option("--tpm", help="Tokens-per-minute limit per API model.")] = None,
+    timeout: Annotated[Optional[float], typer.Option("--timeout", help="Seconds per API request before it is retried (default 60).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Trials per backend call (and per commit) for local models (default 64).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
     """Run surveys on models and store every prompt, response and distribution.
@@ -156,11 +164,24 @@ def run(
             _load_or_exit(path)
             entries.append(path)
     model_list = [m for entry in (models or default_models) for m in entry.split()]
+    from probekit.models_config import backend_options
+
+    try:  # API model settings: models.yaml merged with these flags (keys stay in the environment)
+        api_options = backend_options(model_list, models_config, api_base=api_base, api_key_env=api_key_env,
+                                      concurrency=concurrency, rpm=rpm, tpm=tpm, timeout=timeout)
+    except (ValueError, OSError) as error:
+        _fail(f"models config: {error}")
+    if batch_size is not None:
+        from probekit.backends import is_local
+
+        for model in model_list:
+            if is_local(model):
+                api_options.setdefault(model, {})["max_batch"] = batch_size
     progress = _progress_reporter(quiet)
     options = RunOptions(models=model_list, store=store, limit=limit, orders=orders, mode=mode, samples=samples,
                          temperature=temperature, reasoning=reasoning, seed=seed, resume=resume, new_run=new_run,
                          progress=progress.update if progress else None, experiment=experiment_record,
-                         prior_from=prior_from)
+                         prior_from=prior_from, backend_options=api_options)
     try:
         if progress:
             with progress:
