@@ -25,7 +25,7 @@ def make_backend(model: str, options: dict[str, Any] | None = None) -> Backend:
     if is_local(model):
         from probekit.backends.hf import HFBackend
 
-        return HFBackend(model, **{k: v for k, v in options.items() if k in {"token_budget", "device", "max_batch"}})
+        return HFBackend(model, **{k: v for k, v in options.items() if k in {"token_budget", "device", "max_batch", "share_prefix"}})
     from probekit.backends.litellm_backend import LiteLLMBackend
 
     return LiteLLMBackend(model, **options)
