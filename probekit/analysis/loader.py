@@ -143,13 +143,14 @@ class AnalysisContext:
         order_cache = {text: tuple(int(x) for x in text.split(",")) if text else () for text in frame["option_order"].unique()}
         frame["option_order"] = frame["option_order"].map(order_cache)
         means = frame[[f"p{k}" for k in range(width)]].to_numpy(dtype=float) if width else np.zeros((len(frame), 0))
-        n_opts = frame["option_order"].map(len).to_numpy()
+        n_opts = frame["option_order"].map({order: len(order) for order in order_cache.values()}).to_numpy()
         has = frame["n_ok"].to_numpy() > 0
         frame["dist"] = [means[i, : n_opts[i]] if has[i] else None for i in range(len(frame))]
         frame = frame.drop(columns=[f"p{k}" for k in range(width)])
         tmeta = self.template_meta()
-        frame["template_group"] = frame["template_id"].map(lambda t: tmeta.get(t, {}).get("group"))
-        frame["tmeta"] = frame["template_id"].map(lambda t: tmeta.get(t, {}))
+        ids = frame["template_id"].unique()
+        frame["template_group"] = frame["template_id"].map({t: tmeta.get(t, {}).get("group") for t in ids})
+        frame["tmeta"] = frame["template_id"].map({t: tmeta.get(t, {}) for t in ids})
         for column in ("n_rows", "n_ok", "n_refusal", "n_invalid", "n_error"):
             frame[column] = frame[column].astype(int)
         self._cache["forms"] = frame

@@ -50,12 +50,8 @@ def pool_runs(forms: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(pieces)
 
 
-def trial_table(forms: pd.DataFrame) -> pd.DataFrame:
-    """Per trial: normalised distribution, its entropy, valid mass and refusal/invalid/error rates."""
-    out = forms[["run_id", "model", "item_id", "trial_id", "template_id", "paraphrase_id", "reasoning", "mode",
-                 "n_rows", "n_ok", "valid_mass"]].copy()
-    out["option_order"] = [list(o) for o in forms["option_order"]]
-    out["distribution"] = [None if d is None else [float(x) for x in d] for d in forms["dist"]]
+def trial_entropy(forms: pd.DataFrame) -> np.ndarray:
+    """Entropy (bits) of each trial's distribution; NaN where no answer was valid."""
     ent = np.full(len(forms), np.nan)
     n_opts = _n_options(forms)
     dists = forms["dist"].to_numpy()
@@ -64,7 +60,16 @@ def trial_table(forms: pd.DataFrame) -> pd.DataFrame:
         rows = np.flatnonzero((n_opts == n) & has)
         if rows.size:
             ent[rows] = entropy(_stack(list(dists[rows]), int(n)))
-    out["entropy"] = ent
+    return ent
+
+
+def trial_table(forms: pd.DataFrame) -> pd.DataFrame:
+    """Per trial: normalised distribution, its entropy, valid mass and refusal/invalid/error rates."""
+    out = forms[["run_id", "model", "item_id", "trial_id", "template_id", "paraphrase_id", "reasoning", "mode",
+                 "n_rows", "n_ok", "valid_mass"]].copy()
+    out["option_order"] = [list(o) for o in forms["option_order"]]
+    out["distribution"] = [None if d is None else [float(x) for x in d] for d in forms["dist"]]
+    out["entropy"] = trial_entropy(forms)
     rows = forms["n_rows"].to_numpy(dtype=float)
     for column in ("refusal", "invalid", "error"):
         out[f"{column}_rate"] = forms[f"n_{column}"].to_numpy() / np.maximum(rows, 1)
@@ -128,10 +133,8 @@ def uncertainty_summary(items: pd.DataFrame, group: Sequence[str] = DEFAULT_GROU
 def response_rates(forms: pd.DataFrame) -> pd.DataFrame:
     """Per model × template × reasoning: how often answers were valid, refused, invalid or failed, the
     mean valid mass and the mean per-trial entropy. Never folded into the answer distributions."""
-    trials = trial_table(forms)
-    trials["n_refusal"] = forms["n_refusal"].to_numpy()
-    trials["n_invalid"] = forms["n_invalid"].to_numpy()
-    trials["n_error"] = forms["n_error"].to_numpy()
+    trials = forms[["model", "template_id", "reasoning", "trial_id", "n_rows", "n_ok", "n_refusal", "n_invalid",
+                    "n_error", "valid_mass"]].assign(entropy=trial_entropy(forms))
     out = trials.groupby(["model", "template_id", "reasoning"], sort=True).agg(
         n_trials=("trial_id", "nunique"), n_rows=("n_rows", "sum"), n_ok=("n_ok", "sum"), n_refusal=("n_refusal", "sum"),
         n_invalid=("n_invalid", "sum"), n_error=("n_error", "sum"), mean_valid_mass=("valid_mass", "mean"),
