@@ -92,3 +92,13 @@ def test_analyze_smollm2_moralchoice(tmp_path: Path) -> None:
     assert ((uncertainty["qf_c"] >= 0) & (uncertainty["qf_c"] <= 1)).all()
     assert (uncertainty["entropy"] - uncertainty["qf_e"] - uncertainty["gjsd"]).abs().max() < 1e-9
     assert tables["moralchoice"][0]["model"] == "smollm2"
+
+
+def test_analyze_run_with_two_surveys_prefixes_tables(tmp_path: Path) -> None:
+    store = tmp_path / "s.duckdb"
+    done = _run("run", str(STARTER), str(REPO / "surveys" / "pct.yaml"), "-m", "fake:a", "--limit", "1",
+                "--store", str(store), "-q")
+    assert done.returncode == 0, done.stderr
+    tables = _json_tables(store)
+    assert "moralchoice_starter.moralchoice" in tables and "pct.pct" in tables
+    assert "pct.moralchoice" not in tables and "moralchoice_starter.pct" not in tables
