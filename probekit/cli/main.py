@@ -342,8 +342,28 @@ from probekit.cli.analyze import analyze  # noqa: E402  (analysis imports happen
 app.command()(analyze)
 
 
+def expand_multi_value_options(argv: list[str], flags: tuple[str, ...] = ("--models", "-m")) -> list[str]:
+    """Let `--models a b c` mean `--models a --models b --models c` (click options take one value each).
+    Values run until the next option; a token ending in .yaml/.yml is a survey path, not a model."""
+    out: list[str] = []
+    index = 0
+    while index < len(argv):
+        token = argv[index]
+        out.append(token)
+        index += 1
+        if token in flags:
+            first = True
+            while index < len(argv) and not argv[index].startswith("-") and not argv[index].endswith((".yaml", ".yml")):
+                if not first:
+                    out.append(token)
+                out.append(argv[index])
+                first = False
+                index += 1
+    return out
+
+
 def main() -> None:
-    app()
+    app(args=expand_multi_value_options(sys.argv[1:]), prog_name="probekit")
 
 
 if __name__ == "__main__":

@@ -115,3 +115,21 @@ def test_kill_9_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path: Path) 
     assert got[["trial_id", "model", "sample_index", "status", "choice"]].equals(want[["trial_id", "model", "sample_index", "status", "choice"]])
     worst = max(abs(a - b) for x, y in zip(got["distribution"], want["distribution"]) for a, b in zip(x, y))
     assert worst < 1e-4
+
+
+def test_models_take_several_values(tmp_path: Path) -> None:
+    store = tmp_path / "multi.duckdb"
+    result = probekit("run", str(STARTER), "--models", "fake:a", "fake:b", "--limit", "1", "--store", str(store), check=True)
+    assert "fake:a: 6 ok" in result.stdout and "fake:b: 6 ok" in result.stdout
+    models = json.loads(probekit("query", "SELECT DISTINCT model FROM results ORDER BY 1", "--store", str(store),
+                                 "--format", "json", check=True).stdout)
+    assert [m["model"] for m in models] == ["fake:a", "fake:b"]
+
+
+def test_run_with_errors_exits_non_zero_and_says_how_to_resume(tmp_path: Path) -> None:
+    store = tmp_path / "errors.duckdb"
+    result = probekit("run", str(STARTER), "--models", "fake:a?fatal=1", "--limit", "1", "--store", str(store))
+    assert result.returncode == 1
+    assert "stored as errors (not answers)" in result.stderr and "--resume" in result.stderr
+    statuses = json.loads(probekit("query", "SELECT DISTINCT status FROM results", "--store", str(store), "--format", "json").stdout)
+    assert statuses == [{"status": "error"}]
