@@ -3,7 +3,7 @@
 Pure functions over a *trial frame* (one row per trial: item_id, option_order, dist in canonical order),
 plus the `probekit analyze` tables built from them:
 
-- `position_pick_rates` / `position_prior` — every survey whose items were shown in several orders: the
+- `position_bias` / `position_prior` — every survey whose items were shown in several orders: the
   probability given to each *displayed* position averaged over complete cyclic rotations (each option
   visits each position once, so content cancels), the PriDe prior and its KL divergence from uniform.
 - `selection_bias` (mcq) — recall per gold position, RStd, and accuracy under identity order, full cyclic
@@ -204,7 +204,7 @@ def _groups(ctx: Any) -> list[tuple[dict[str, Any], pd.DataFrame]]:
     return [(dict(zip(GROUP, keys)), group) for keys, group in frame.groupby(GROUP, sort=True)]
 
 
-@register("position_pick_rates", "*", description="Pick rate per displayed position, averaged over cyclic rotations")
+@register("position_bias", "*", description="Pick rate per displayed position, averaged over cyclic rotations")
 def position_pick_rates_table(ctx: Any) -> pd.DataFrame | None:
     """Probability and argmax share per displayed position, averaged over each item's complete cyclic
     rotations (content cancels); any survey whose items were shown in several orders."""

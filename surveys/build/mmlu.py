@@ -96,7 +96,7 @@ def survey_spec(survey_id: str, title: str, user: str, items_file: str, descript
         "templates": [{"id": "lmeval", "user": user}],
         "permutations": {"policy": "cyclic", "seed": 0},
         "scoring": {"mode": "logprob"},
-        "analyses": ["selection_bias", "pride", "calibration"],
+        "analyses": ["selection_bias", "position_bias", "position_prior", "mcq_calibration", "confidence_by_correctness"],
         "items_file": items_file,
     }
 

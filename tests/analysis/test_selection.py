@@ -90,14 +90,14 @@ def test_analyze_tables_on_the_fake_model_through_the_store(store_path) -> None:
     assert summary.errors == 0 and summary.trials == 40 * 4 + 1
     (ctx,) = contexts(store_path, run=summary.run_id)
     tables = build_tables(ctx)
-    for name in ("position_pick_rates", "position_prior", "selection_bias", "mcq_calibration", "confidence_by_correctness"):
+    for name in ("position_bias", "position_prior", "selection_bias", "mcq_calibration", "confidence_by_correctness"):
         assert name in tables, name
     prior = tables["position_prior"].iloc[0]
     # P_obs ∝ prior · content: the content term cancels over rotations, so the prior is recovered exactly
     assert prior["prior"] == pytest.approx([0.5, 0.25, 0.125, 0.125], abs=1e-4)
     # KL((.5,.25,.125,.125) || uniform) = 2 - H = 2 - 1.75 = 0.25 bits
     assert prior["kl_prior_bits"] == pytest.approx(0.25, abs=1e-3)
-    rates = tables["position_pick_rates"].sort_values("position")
+    rates = tables["position_bias"].sort_values("position")
     assert rates["pick_rate"].iloc[0] > 0.3 > rates["pick_rate"].iloc[3]
     selection = tables["selection_bias"].iloc[0]
     assert selection["prompts_cyclic"] == 40 * 4 + 1 and selection["prompts_identity"] == 41
@@ -105,3 +105,21 @@ def test_analyze_tables_on_the_fake_model_through_the_store(store_path) -> None:
     calib = tables["mcq_calibration"]
     assert set(calib["prediction"]) == {"identity", "every_order", "cyclic_average", "pride"}
     assert ((calib["ece"] >= 0) & (calib["ece"] <= 1) & (calib["brier"] >= 0) & (calib["brier"] <= 2)).all()
+
+
+def test_position_bias_for_a_survey_without_gold(store_path) -> None:
+    """A two-option `choice` survey in both orders (= its cyclic rotations) gets the position-bias tables
+    but none of the mcq ones."""
+    from probekit.analysis.loader import contexts
+    from probekit.analysis.registry import build_tables
+    from probekit.runner import RunOptions, run
+
+    survey = Survey(id="dilemmas", kind="choice", templates=[Template(id="ab", user="{context}\n{options}\nAnswer:")],
+                    items=[Item(id=f"d{k}", fields={"context": f"Dilemma {k}."},
+                                options=[Option(text=f"do {k}"), Option(text=f"do not {k}")]) for k in range(10)])
+    summary = run([survey], RunOptions(models=["fake:m?prior=3,1"], store=store_path, orders="reversed"))
+    (ctx,) = contexts(store_path, run=summary.run_id)
+    tables = build_tables(ctx)
+    assert "selection_bias" not in tables and "mcq_calibration" not in tables
+    assert tables["position_prior"]["prior"].iloc[0] == pytest.approx([0.75, 0.25], abs=1e-4)
+    assert tables["position_bias"]["pick_rate"].iloc[0] > 0.5
