@@ -240,8 +240,28 @@ async def _run_model(
     finally:
         await writer.flush()
         await backend.close()
+    await asyncio.to_thread(_record_versions, store, run_id, backend.model, info)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _record_versions(store: Store, run_id: str, model: str, info: Any) -> None:
+    """Store the distinct resolved model names and system fingerprints the provider reported in this run
+    (a provider may switch snapshots mid-run) in the models table."""
+    seen = store.query(
+        "SELECT coalesce(list(DISTINCT resolved_model) FILTER (WHERE resolved_model IS NOT NULL), []) AS names, "
+        "coalesce(list(DISTINCT system_fingerprint) FILTER (WHERE system_fingerprint IS NOT NULL), []) AS fingerprints "
+        "FROM results WHERE run_id = ? AND model = ?", [run_id, model])
+    names = sorted(str(n) for n in seen["names"][0])
+    fingerprints = sorted(str(f) for f in seen["fingerprints"][0])
+    if not names and not fingerprints:
+        return
+    row = info.as_row()
+    row["resolved_names"], row["system_fingerprints"] = names, fingerprints
+    if info.backend != "hf":  # local models keep their path and weights hash
+        row["resolved_name"] = ", ".join(names) or row["resolved_name"]
+        row["revision"] = ", ".join(fingerprints) or row["revision"]
+    store.upsert_model(run_id, model, row)
 
 
 def _error_row(run_id: str, trial: Trial, model: str, error_class: str, message: str, attempts: int) -> dict[str, Any]:

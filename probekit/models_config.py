@@ -1,0 +1,116 @@
+"""API model configuration: `models.yaml` entries merged with CLI flags.
+
+```yaml
+models:
+  openai/gpt-4o-mini:
+    api_key_env: OPENAI_API_KEY      # the NAME of the variable; the key itself never appears in files
+    rpm: 500
+    tpm: 200000
+    concurrency: 32
+  "openai/local-*":                  # glob patterns match several model keys; exact keys win
+    api_base: http://127.0.0.1:8000/v1
+    api_key_env: LOCAL_KEY
+```
+
+Keys are read from the environment when a request is sent (`ModelConfig.api_key()`), so they are never
+part of a configuration object that is stored, logged or hashed.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+DEFAULT_CONCURRENCY = 16
+DEFAULT_TIMEOUT = 60.0
+
+
+class ModelConfig(BaseModel):
+    """How to reach one API model and how hard to push it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_base: str | None = None
+    """Base URL of an OpenAI-compatible server (…/v1) or a provider endpoint override."""
+    api_key_env: str | None = None
+    """Name of the environment variable that holds the API key (default: the provider's usual one)."""
+    concurrency: int = Field(default=DEFAULT_CONCURRENCY, ge=1)
+    """Requests in flight at once for this model."""
+    rpm: float | None = Field(default=None, gt=0)
+    """Requests-per-minute limit (None: unlimited)."""
+    tpm: float | None = Field(default=None, gt=0)
+    """Tokens-per-minute limit, prompt + completion (None: unlimited)."""
+    timeout: float = Field(default=DEFAULT_TIMEOUT, gt=0)
+    """Seconds before one request is abandoned (and retried as a timeout)."""
+    top_logprobs: int = Field(default=20, ge=1)
+    """How many alternatives per position to ask for: the most the provider allows (OpenAI: 20)."""
+    logprobs: bool | None = None
+    """Whether the model returns logprobs; None probes once per run."""
+    transport: Literal["auto", "litellm", "direct"] = "auto"
+    """auto: OpenAI-compatible providers (openai/, hosted_vllm/) use probekit's lean HTTP client, all
+    others litellm; litellm / direct force one."""
+    params: dict[str, Any] = Field(default_factory=dict)
+    """Extra request parameters passed through unchanged (e.g. extra_headers, custom_llm_provider)."""
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _name_not_key(cls, value: str | None) -> str | None:
+        if value is not None and not value.replace("_", "").isalnum():
+            raise ValueError("api_key_env is the NAME of an environment variable (e.g. OPENAI_API_KEY), not the key")
+        return value
+
+    def api_key(self, default_env: str | None = None) -> str | None:
+        """The key, read from the environment now (never cached on the object)."""
+        name = self.api_key_env or default_env
+        return os.environ.get(name) if name else None
+
+
+def load_models_file(path: str | Path) -> dict[str, dict[str, Any]]:
+    """Entries of a models.yaml file: model key or glob → raw settings."""
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    entries = data.get("models", data) if isinstance(data, dict) else None
+    if not isinstance(entries, dict):
+        raise ValueError(f"{path}: expected a mapping 'models: {{<model>: {{api_base: ..., api_key_env: ...}}}}'")
+    for key, value in entries.items():
+        if not isinstance(value, dict):
+            raise ValueError(f"{path}: entry {key!r} must be a mapping of settings")
+        if "api_key" in value:
+            raise ValueError(f"{path}: entry {key!r} holds a key; put the key in an environment variable and "
+                             "name it with api_key_env")
+    return entries
+
+
+def resolve(model: str, path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> ModelConfig:
+    """The configuration of `model`: matching file entries (globs first, the exact key last) then the
+    CLI overrides (None values ignored)."""
+    merged: dict[str, Any] = {}
+    if path is not None:
+        entries = load_models_file(path)
+        for key in sorted(k for k in entries if k != model and fnmatch.fnmatchcase(model, k)):
+            merged.update(entries[key])
+        merged.update(entries.get(model, {}))
+    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return ModelConfig(**merged)
+
+
+def backend_options(models: list[str], path: str | Path | None = None, **overrides: Any) -> dict[str, dict[str, Any]]:
+    """Backend options per API model for `RunOptions.backend_options` (local models are left out).
+    The options name the models file and carry CLI overrides; the backend resolves them itself, so an
+    invalid file fails here, before any model is called."""
+    from probekit.backends import is_local
+
+    options: dict[str, dict[str, Any]] = {}
+    for model in models:
+        if is_local(model) or model.startswith("fake"):
+            continue
+        resolve(model, path, overrides)  # validate now
+        entry = {k: v for k, v in overrides.items() if v is not None}
+        if path is not None:
+            entry["models_config"] = str(path)
+        options[model] = entry
+    return options
