@@ -123,3 +123,13 @@ def test_position_bias_for_a_survey_without_gold(store_path) -> None:
     assert "selection_bias" not in tables and "mcq_calibration" not in tables
     assert tables["position_prior"]["prior"].iloc[0] == pytest.approx([0.75, 0.25], abs=1e-4)
     assert tables["position_bias"]["pick_rate"].iloc[0] > 0.5
+
+
+def test_confidence_split_by_correctness_by_hand() -> None:
+    from probekit.analysis.selection import confidence_rows
+
+    frame = _frame([("a", (0, 1), [0.9, 0.1]), ("b", (0, 1), [0.6, 0.4]), ("c", (1, 0), [0.2, 0.8])])
+    rows = {r["answer"]: r for r in confidence_rows(frame, {"a": 0, "b": 1, "c": 1})}
+    # a: right with .9, c: right with .8; b: wrong with .6
+    assert rows["correct"]["n"] == 2 and rows["correct"]["mean_confidence"] == pytest.approx(0.85)
+    assert rows["incorrect"]["n"] == 1 and rows["incorrect"]["mean_confidence"] == pytest.approx(0.6)
