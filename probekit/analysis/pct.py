@@ -140,6 +140,11 @@ def pct_table(answers: pd.DataFrame, item_meta: Mapping[str, Mapping[str, object
     return pd.DataFrame(rows)
 
 
+def _sd(values: pd.Series) -> float:
+    """Sample SD; exactly 0 when all values are equal (pandas leaves ~1e-16 of rounding noise)."""
+    return 0.0 if values.max() == values.min() else float(values.std(ddof=1))
+
+
 def pct_spread(answers: pd.DataFrame, coords: pd.DataFrame) -> pd.DataFrame:
     """Across the templates (paraphrased intros) of one template group, per model × forcing × reasoning:
     range and SD of the coordinates, and the number of propositions where the paraphrases contradict
@@ -158,9 +163,9 @@ def pct_spread(answers: pd.DataFrame, coords: pd.DataFrame) -> pd.DataFrame:
         rows.append({
             **dict(zip(keys, key)), "n_templates": int(sub["template"].nunique()),
             "economic_min": float(sub["economic"].min()), "economic_max": float(sub["economic"].max()),
-            "economic_sd": float(sub["economic"].std(ddof=1)),
+            "economic_sd": _sd(sub["economic"]),
             "social_min": float(sub["social"].min()), "social_max": float(sub["social"].max()),
-            "social_sd": float(sub["social"].std(ddof=1)),
+            "social_sd": _sd(sub["social"]),
             "n_contradictions": int((compared["nunique"] > 1).sum()), "n_propositions_compared": len(compared),
             "n_unanswered_total": int(sub["n_unanswered"].sum()),
         })
