@@ -348,5 +348,7 @@ async def run_async(survey_paths: Sequence[str | Path | Survey], options: RunOpt
 def run(survey_paths: Sequence[str | Path | Survey], options: RunOptions | None = None, **kwargs: Any) -> RunSummary:
     """Synchronous entry point: `probekit.run(["surveys/x.yaml"], models=["smollm2"])`."""
     if options is None:
-        options = RunOptions(**{k: Path(v) if k == "store" else v for k, v in kwargs.items()})
+        if "store" in kwargs:
+            kwargs["store"] = Path(kwargs["store"])
+        options = RunOptions(**kwargs)
     return asyncio.run(run_async(survey_paths, options))

@@ -132,7 +132,7 @@ def load_model(source: LocalSource, device: str, dtype: Any) -> tuple[Any, Any, 
         tokenizer = AutoTokenizer.from_pretrained(cached)
         model = AutoModelForCausalLM.from_pretrained(cached, dtype=dtype)
         details["cache_dir"] = str(cached)
-    model.to(device)
+    model = model.to(device)  # type: ignore[arg-type]  # transformers types .to through a decorator
     model.eval()
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -211,7 +211,7 @@ class _Progress:
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("{task.fields[rate]:.1f}/s"), TimeElapsedColumn(), TextColumn("ETA"),
                             TimeRemainingColumn(), TextColumn("errors: {task.fields[errors]}"), transient=False)
-        self.tasks: dict[str, int] = {}
+        self.tasks: dict[str, Any] = {}  # model -> rich TaskID
         self.started: dict[str, tuple[float, int]] = {}
 
     def __enter__(self) -> _Progress:

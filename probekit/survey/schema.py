@@ -213,7 +213,7 @@ class Survey(Strict):
     """Extra experiment axes: name -> {level id: text}; each template may use {name}."""
     permutations: Permutations = Field(default_factory=Permutations)
     """Option-order policy."""
-    reasoning_modes: list[ReasoningMode] = Field(default_factory=lambda: ["direct"])
+    reasoning_modes: list[ReasoningMode] = Field(default_factory=lambda: list[ReasoningMode](["direct"]))
     """Reasoning axis: direct and/or reasoning."""
     reasoning: Reasoning = Field(default_factory=Reasoning)
     """Reasoning-mode prompt parts."""
@@ -260,4 +260,4 @@ def is_builtin_placeholder(name: str, n_options: int) -> bool:
     if name in BUILTIN_PLACEHOLDERS:
         return True
     match = _OPTION_SLOT.match(name)
-    return bool(match) and 1 <= int(match.group(2)) <= n_options
+    return match is not None and 1 <= int(match.group(2)) <= n_options
