@@ -49,7 +49,8 @@ class RateLimiter:
 
     @property
     def active(self) -> bool:
-        return self.requests is not None or self.tokens is not None
+        """True when a limit is configured or a 429 pause is running (else acquiring can be skipped)."""
+        return self.requests is not None or self.tokens is not None or time.monotonic() < self._paused_until
 
     async def acquire(self, tokens: int = 0) -> None:
         """Wait until one request of about `tokens` tokens fits both limits, then take it."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 
 @dataclass(frozen=True)
@@ -64,20 +65,24 @@ def _normalise(text: str) -> str:
     return text
 
 
-def _matches(text: str, cores: Sequence[tuple[str, ...]], labels: Sequence[str]) -> list[int]:
+def _matches(text: str, labels: tuple[str, ...]) -> tuple[int, ...]:
     """Labels that `text` (normalised) equals, or is a proper prefix of (word labels only)."""
-    if not text:
-        return []
+    return _matches_cached(text, labels) if text else ()
+
+
+@lru_cache(maxsize=65536)
+def _matches_cached(text: str, labels: tuple[str, ...]) -> tuple[int, ...]:
+    # Cached: the same few tokens (' A', 'The', 'Yes') are looked up for every response of a run.
     hits = []
-    for k, label_cores in enumerate(cores):
-        for core in label_cores:
-            if text == core or (len(labels[k]) > 1 and core.startswith(text)):
+    for k, label in enumerate(labels):
+        for core in _cores(label):
+            if text == core or (len(label) > 1 and core.startswith(text)):
                 hits.append(k)
                 break
-    return hits
+    return tuple(hits)
 
 
-def _decide(tokens: Sequence[TokenLogprobs], start: int, cores: Sequence[tuple[str, ...]], labels: Sequence[str]) -> int | None:
+def _decide(tokens: Sequence[TokenLogprobs], start: int, labels: tuple[str, ...]) -> int | None:
     """Position at which the generated text from `start` matches exactly one label, or None."""
     answer = ""
     for index in range(start, len(tokens)):
@@ -85,7 +90,7 @@ def _decide(tokens: Sequence[TokenLogprobs], start: int, cores: Sequence[tuple[s
         if not text:  # a bare space or '(' before the label
             answer += tokens[index].token
             continue
-        hits = _matches(text, cores, labels)
+        hits = _matches(text, labels)
         if not hits:
             return None
         if len(hits) == 1:
@@ -97,10 +102,10 @@ def _decide(tokens: Sequence[TokenLogprobs], start: int, cores: Sequence[tuple[s
 def read_labels(tokens: Sequence[TokenLogprobs], labels: Sequence[str], *, min_start: int = 0) -> LabelReading:
     """The label distribution of one response (see the module docstring). `min_start` skips tokens
     before it (reasoning text before the answer prefix)."""
-    cores = [_cores(label) for label in labels]
+    labels = tuple(labels)
     start, position, found = min_start, None, False
     for candidate in range(min_start, len(tokens)):
-        position = _decide(tokens, candidate, cores, labels)
+        position = _decide(tokens, candidate, labels)
         if position is not None:
             start, found = candidate, True
             break
@@ -116,7 +121,7 @@ def read_labels(tokens: Sequence[TokenLogprobs], labels: Sequence[str], *, min_s
     alternatives = dict(chosen.top)
     alternatives.setdefault(chosen.token, chosen.logprob)  # a sampled token may fall outside the top-k
     for token, logprob in alternatives.items():
-        hits = _matches(_normalise(answer + token), cores, labels)
+        hits = _matches(_normalise(answer + token), labels)
         if len(hits) == 1:
             probs[hits[0]] += math.exp(logprob) * prefix_prob
     missing = sum(1 for p in probs if p <= 0)

@@ -93,6 +93,18 @@ def split_provider(model: str) -> tuple[str | None, str]:
     return (provider, name) if sep else (None, model)
 
 
+def _litellm_prices(model: str) -> tuple[float, float] | None:
+    """(input, output) USD per token from litellm's bundled price map, for hosted OpenAI models only (the
+    one place the direct transport imports litellm: once per run, not per request)."""
+    try:
+        import litellm
+    except ImportError:
+        return None
+    entry = litellm.model_cost.get(model) or {}
+    prompt, completion = entry.get("input_cost_per_token"), entry.get("output_cost_per_token")
+    return (float(prompt), float(completion)) if prompt is not None and completion is not None else None
+
+
 class DirectTransport:
     """OpenAI-compatible chat completions over one pooled aiohttp session."""
 
@@ -108,6 +120,7 @@ class DirectTransport:
         self.config = config
         self.key_env = config.api_key_env or default_env
         self._session: Any = None
+        self._prices = _litellm_prices(self.remote_name) if provider == "openai" and not config.api_base else None
 
     def supports(self, param: str) -> bool:
         return True
@@ -142,10 +155,14 @@ class DirectTransport:
         if status >= 400:
             raise from_status(status, text, response_headers, secrets=[key])
         try:
-            return parse_completion(json.loads(text), latency)
+            completion = parse_completion(json.loads(text), latency)
         except (ValueError, KeyError, TypeError, IndexError) as error:
             raise BackendError("malformed_response", redact(f"unparseable response ({type(error).__name__}: {error}): {text[:200]}", [key]),
                                retryable=True) from None
+        if self._prices is not None and completion.prompt_tokens is not None:
+            completion.cost_usd = (completion.prompt_tokens * self._prices[0]
+                                   + (completion.completion_tokens or 0) * self._prices[1])
+        return completion
 
     async def close(self) -> None:
         if self._session is not None:

@@ -70,10 +70,20 @@ class LiteLLMBackend(Backend):
             self._transport = make_transport(self.model, self.config)
         return self._transport
 
-    async def request(self, messages: list[dict[str, str]], params: dict[str, Any], *, cache_extra: dict[str, Any] | None = None) -> Completion:
+    async def request(self, messages: list[dict[str, str]], params: dict[str, Any], *, cache_extra: dict[str, Any] | None = None,
+                      require_logprobs: bool = False) -> Completion:
         """One completion, through the cache, the concurrency slots and the rate limiter."""
         key = request_key(self.model, {**self.config.params, **params, **(cache_extra or {})}, messages)
-        return await self.cache.get_or_call(key, lambda: self._send(messages, params))
+
+        async def call() -> Completion:
+            completion = await self._send(messages, params)
+            if require_logprobs and completion.tokens is None:
+                # Checked before the response enters the cache: a faulty response must not be cached,
+                # or every retry of the trial would get it back.
+                raise BackendError("missing_logprobs", f"{self.model} returned a response without logprobs", retryable=True)
+            return completion
+
+        return await self.cache.get_or_call(key, call)
 
     async def _send(self, messages: list[dict[str, str]], params: dict[str, Any]) -> Completion:
         if self._slots is None:
@@ -89,7 +99,7 @@ class LiteLLMBackend(Backend):
                 if error.error_class == "rate_limit" and error.retry_after:
                     self.limiter.hold(error.retry_after)
                 raise
-            if self.limiter.active and completion.prompt_tokens is not None:
+            if self.limiter.tokens is not None and completion.prompt_tokens is not None:
                 self.limiter.settle(estimate, completion.prompt_tokens + (completion.completion_tokens or 0))
             return completion
 
@@ -156,6 +166,8 @@ class LiteLLMBackend(Backend):
     # -- scoring ------------------------------------------------------------------------------------
     async def score(self, trials: list[Trial], settings: ScoringSettings) -> list[list[ResultRow]]:
         if settings.mode == "logprob":
+            if len(trials) == 1:  # the usual case (max_batch = 1): no extra task per request
+                return [await self._score_logprob(trials[0], settings)]
             return list(await asyncio.gather(*(self._score_logprob(t, settings) for t in trials)))
         if settings.mode == "sample":
             return list(await asyncio.gather(*(self._score_sample(t, settings) for t in trials)))
@@ -178,10 +190,9 @@ class LiteLLMBackend(Backend):
         max_tokens = label_max_tokens(trial.labels)
         if trial.reasoning == "reasoning":
             max_tokens += settings.reasoning_max_tokens
-        completion = await self.request(messages, self._logprob_params(max_tokens, settings.seed))
-        if completion.tokens is None:
-            # The probe said this model returns logprobs: a response without them is a faulty response.
-            raise BackendError("missing_logprobs", f"{self.model} returned a response without logprobs", retryable=True)
+        # The probe said this model returns logprobs: a response without them is a faulty response.
+        completion = await self.request(messages, self._logprob_params(max_tokens, settings.seed), require_logprobs=True)
+        assert completion.tokens is not None
         min_start = answer_start_index(completion.tokens, trial.answer_prefix) if trial.reasoning == "reasoning" else 0
         reading = read_labels(completion.tokens, trial.labels, min_start=min_start)
         raw_text = completion.text if first_answer is None else f"[first answer] {first_answer}\n{completion.text}"

@@ -1,6 +1,6 @@
 """A fault-injection HTTP proxy (a real aiohttp server on loopback) in front of an OpenAI-compatible server.
 
-With probability `rate` a request gets one fault, chosen uniformly among `kinds`:
+With probability `rate` (seeded) a request gets one fault, the next of `kinds` in turn:
 - `429`: Too Many Requests with `Retry-After`;
 - `500`, `503`: server errors;
 - `slow`: the response is held `slow_seconds` (longer than the client's timeout) before being forwarded;
@@ -41,6 +41,7 @@ class FaultProxy:
     slow_seconds: float = 4.0
     require_key: str | None = None
     stats: Counter[str] = field(default_factory=Counter)
+    faults: int = 0
     port: int = 0
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
@@ -67,7 +68,11 @@ class FaultProxy:
                 return web.json_response({"error": {"message": f"Incorrect API key provided: {sent}.", "type": "invalid_request_error",
                                                     "code": "invalid_api_key"}}, status=401)
             self.stats["authorized"] += 1
-        fault = self.rng.choice(self.kinds) if self.rng.random() < self.rate else None
+        fault = None
+        if self.rng.random() < self.rate:
+            # Kinds in turn rather than drawn: every kind occurs once the run has len(kinds) faults.
+            fault = self.kinds[self.faults % len(self.kinds)]
+            self.faults += 1
         if fault is None:
             self.stats["forwarded"] += 1
             status, payload, content_type = await self._forward(request, body)

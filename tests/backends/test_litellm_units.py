@@ -174,3 +174,16 @@ def test_cache_shares_in_flight_calls_and_does_not_keep_failures() -> None:
         assert cache.misses == 3  # the failure was not cached: the second call ran again
 
     asyncio.run(go())
+
+
+def test_a_429_pause_applies_even_without_configured_limits() -> None:
+    async def go() -> float:
+        limiter = RateLimiter()
+        assert not limiter.active  # no limits: requests skip the limiter entirely
+        limiter.hold(0.3)
+        assert limiter.active
+        started = time.monotonic()
+        await limiter.acquire()
+        return time.monotonic() - started
+
+    assert asyncio.run(go()) >= 0.25
