@@ -28,6 +28,12 @@ def _questions(data: Any) -> list[dict[str, Any]] | None:
     if isinstance(data, list):
         return data
     if isinstance(data, dict):
+        # The released files nest the answers: {"survey": {"topics": [{"name": ..., "questions": [...]}]}}.
+        if isinstance(data.get("survey"), dict):
+            return _questions(data["survey"])
+        topics = data.get("topics")
+        if isinstance(topics, list) and topics and all(isinstance(t, dict) and isinstance(t.get("questions"), list) for t in topics):
+            return [q for t in topics for q in t["questions"]]
         for key in LIST_KEYS:
             if isinstance(data.get(key), list):
                 return list(data[key])

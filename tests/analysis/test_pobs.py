@@ -162,11 +162,7 @@ def test_published_format_import_matches_the_native_store(tmp_path: Path) -> Non
     assert native["nni"].iloc[0] == pytest.approx(0.625)
 
 
-@pytest.mark.parametrize("flat", [
-    pytest.param(False, marks=pytest.mark.xfail(strict=True, reason="probekit.importers.pobs does not find the "
-                                                "questions under survey.topics[] of the published IBM/POBS files")),
-    True,
-])
+@pytest.mark.parametrize("flat", [False, True])  # the released nesting (survey.topics[].questions[]) and a flat list
 def test_probekit_import_of_published_files_then_analyze(tmp_path: Path, flat: bool) -> None:
     """The published files through `probekit import --format pobs` into a store, then `probekit analyze`:
     the same numbers as the hand computation and as import_pobs_files."""
