@@ -48,11 +48,11 @@ class LlamaServer:
                 self.process.wait()
 
 
-def start_llama_server(gguf: Path, log: Path, *, ready_timeout: float = 180.0) -> LlamaServer:
+def start_llama_server(gguf: Path, log: Path, *, ready_timeout: float = 180.0, extra_args: tuple[str, ...] = ()) -> LlamaServer:
     """Launch `python -m llama_cpp.server` and wait until it answers /v1/models."""
     port = free_port()
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-               "--port", str(port), "--logits_all", "true", "--model_alias", ALIAS, "--n_ctx", "2048"]
+               "--port", str(port), "--logits_all", "true", "--model_alias", ALIAS, "--n_ctx", "2048", *extra_args]
     handle = log.open("wb")
     process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env={**os.environ})
     server = LlamaServer(process, port, log)
