@@ -148,6 +148,9 @@ class LiteLLMBackend(Backend):
             try:
                 completion = await self._send(PROBE_MESSAGES, self._logprob_params(1, 0))
             except BackendError as error:
+                if error.error_class == "bad_request" and "logprob" in str(error).lower():
+                    # A provider that rejects the logprobs parameters itself (not mapped by litellm).
+                    return Completion("", None, None, None, None, None, None, 0.0), False
                 if not error.retryable or attempt == PROBE_ATTEMPTS - 1:
                     raise RuntimeError(f"{self.model}: the capability probe failed: {error}") from None
                 await asyncio.sleep(min(error.retry_after if error.retry_after is not None else delay, 30.0))

@@ -6,7 +6,8 @@ With probability `rate` (seeded) a request gets one fault, the next of `kinds` i
 - `slow`: the response is held `slow_seconds` (longer than the client's timeout) before being forwarded;
 - `drop`: the connection is closed without a response;
 - `malformed`: 200 with a truncated JSON body;
-- `nologprobs`: the upstream response with its logprobs removed.
+- `nologprobs`: the upstream response with its logprobs removed;
+- `rejectlogprobs` (not among the default kinds): 400 to any request asking for logprobs, others forwarded.
 Otherwise the request is forwarded unchanged. `require_key` makes it answer 401 to a wrong key, echoing the
 key it received the way some providers do ("Incorrect API key provided: ..."), to test redaction.
 
@@ -85,6 +86,11 @@ class FaultProxy:
             return web.json_response({"error": {"message": f"injected {fault}"}}, status=int(fault))
         if fault == "slow":
             await asyncio.sleep(self.slow_seconds)
+            status, payload, content_type = await self._forward(request, body)
+            return web.Response(status=status, body=payload, content_type=content_type)
+        if fault == "rejectlogprobs":  # a provider without logprobs that says so with a 400
+            if json.loads(body).get("logprobs"):
+                return web.json_response({"error": {"message": "logprobs is not supported for this model"}}, status=400)
             status, payload, content_type = await self._forward(request, body)
             return web.Response(status=status, body=payload, content_type=content_type)
         if fault == "drop":

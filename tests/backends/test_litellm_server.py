@@ -62,9 +62,11 @@ def test_survey_in_logprob_and_sample_modes(llama_server: Any, dummy_key: str, t
         assert a == pytest.approx(b, abs=1e-9)
 
 
-def test_no_logprobs_falls_back_to_sampling(llama_server: Any, dummy_key: str, tmp_path: Path) -> None:
-    """A server that never returns logprobs: the probe finds out once and the rows say 'sample'."""
-    proxy = FaultProxy(upstream=llama_server.api_base.removesuffix("/v1"), rate=1.0, kinds=("nologprobs",)).start()
+@pytest.mark.parametrize("kind", ["nologprobs", "rejectlogprobs"])
+def test_no_logprobs_falls_back_to_sampling(llama_server: Any, dummy_key: str, tmp_path: Path, kind: str) -> None:
+    """A server that never returns logprobs (or rejects the parameter): the probe finds out once and the
+    rows say 'sample'."""
+    proxy = FaultProxy(upstream=llama_server.api_base.removesuffix("/v1"), rate=1.0, kinds=(kind,)).start()
     try:
         options = {"api_base": proxy.api_base, "api_key_env": dummy_key, "concurrency": 2}
         summary, rows = run_survey(tmp_path / "s.duckdb", llama_server.model, options, limit=1, samples=2)
