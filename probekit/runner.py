@@ -281,6 +281,20 @@ def run_config(surveys: list[tuple[Survey, str]], options: RunOptions) -> dict[s
         # Only present for experiment runs, so configurations (and auto-resume) of plain runs are unchanged.
         **({"experiment": options.experiment} if options.experiment else {}),
         **({"prior_from": options.prior_from} if options.prior_from else {}),
+        # Where an API model is served shapes its answers: a run never resumes against another endpoint.
+        # Only these keys are recorded (names of key variables may be, key values never are).
+        **({"endpoints": endpoints} if (endpoints := _endpoints(options)) else {}),
+    }
+
+
+RESULT_SHAPING_OPTIONS = ("api_base", "transport", "top_logprobs", "models_config", "api_key_env")
+
+
+def _endpoints(options: RunOptions) -> dict[str, dict[str, Any]]:
+    return {
+        model: {key: str(value) for key, value in sorted(settings.items()) if key in RESULT_SHAPING_OPTIONS and value is not None}
+        for model, settings in sorted(options.backend_options.items())
+        if any(key in RESULT_SHAPING_OPTIONS and value is not None for key, value in settings.items())
     }
 
 

@@ -105,3 +105,15 @@ def test_spec_errors_stop_before_any_model_call(tmp_path: Path) -> None:
     with pytest.raises(SpecError):
         run([bad], options(tmp_path / "s.duckdb", "fake:a"))
     assert not (tmp_path / "s.duckdb").exists()
+
+
+def test_api_endpoint_is_part_of_the_run_configuration() -> None:
+    from probekit.runner import run_config
+    from probekit.survey.loader import load_survey
+
+    survey = load_survey(STARTER)
+    a = run_config([(survey, "h")], RunOptions(models=["openai/x"], backend_options={"openai/x": {"api_base": "http://a/v1", "rpm": 10}}))
+    b = run_config([(survey, "h")], RunOptions(models=["openai/x"], backend_options={"openai/x": {"api_base": "http://b/v1", "rpm": 10}}))
+    plain = run_config([(survey, "h")], RunOptions(models=["smollm2"], backend_options={"smollm2": {"max_batch": 4}}))
+    assert a["endpoints"] == {"openai/x": {"api_base": "http://a/v1"}} and a != b
+    assert "endpoints" not in plain, "local batch sizes do not change the configuration"
