@@ -4,7 +4,7 @@ environment (lm-eval is not a probekit dependency), never imports probekit.
 Protocol (so the two systems alternate chunk by chunk on the same cores): load the model once (not
 timed), print READY; then for every line "RUN <docs.jsonl>" on stdin evaluate that chunk with lm-eval's
 HF backend and the zero-shot MMLU prompt, and print "DONE <json>" with the seconds spent in
-`simple_evaluate` and the per-document log-likelihoods of " A" … " D". "QUIT" ends it.
+`simple_evaluate` (wall clock and process CPU time) and the per-document log-likelihoods of " A" … " D". "QUIT" ends it.
 """
 
 from __future__ import annotations
@@ -51,17 +51,17 @@ def main() -> None:
             break
         path = command.removeprefix("RUN ").strip()
         name = f"probekit_mcq_chunk_{number}"
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         results = simple_evaluate(model=lm, tasks=[task_config(name, path)], task_manager=manager,
                                   num_fewshot=0, log_samples=True, batch_size=batch_size)
-        seconds = time.perf_counter() - started
+        seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
         assert results is not None
         samples = results["samples"][name]
         docs = {}
         for sample in samples:
             logliks = [float(r[0]) for r in sample["filtered_resps"]]
             docs[sample["doc"]["trial_id"]] = logliks
-        print("DONE " + json.dumps({"seconds": seconds, "docs": docs,
+        print("DONE " + json.dumps({"seconds": seconds, "cpu_seconds": cpu_seconds, "docs": docs,
                                     "lm_eval_version": __import__("lm_eval").__version__}), flush=True)
 
 

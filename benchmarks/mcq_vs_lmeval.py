@@ -44,8 +44,8 @@ LM_EVAL_VERSION = "0.4.13"
 def ensure_lmeval_venv(venv: Path) -> Path:
     """The lm-eval environment's python, created on first use with probekit's torch/transformers versions."""
     python = venv / "bin" / "python"
-    check = [str(python), "-c", "import lm_eval, transformers, torch; print(lm_eval.__version__)"]
-    if python.exists() and subprocess.run(check, capture_output=True).returncode == 0:
+    probe = [str(python), "-c", "import lm_eval, transformers, torch; print(lm_eval.__version__)"]
+    if python.exists() and subprocess.run(probe, capture_output=True, check=False).returncode == 0:
         return python
     print(f"creating the lm-eval environment in {venv} (one time, a few minutes) ...", flush=True)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
@@ -125,16 +125,17 @@ class LmEval:
         self.log.close()
 
 
-def probekit_score(backend: Any, trials: list[Any], batch: int) -> tuple[float, list[list[dict[str, Any]]]]:
-    """Score trials the way the runner does (batches of `batch` in expansion order); seconds, rows."""
+def probekit_score(backend: Any, trials: list[Any], batch: int) -> tuple[float, float, list[list[dict[str, Any]]]]:
+    """Score trials the way the runner does (batches of `batch` in expansion order); wall seconds, process
+    CPU seconds, rows."""
     from probekit.scoring import ScoringSettings
 
     settings = ScoringSettings(mode="logprob")
     rows: list[list[dict[str, Any]]] = []
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for start in range(0, len(trials), batch):
         rows += backend.score_sync(trials[start:start + batch], settings)
-    return time.perf_counter() - started, rows
+    return time.perf_counter() - started, time.process_time() - cpu_started, rows
 
 
 def main() -> None:
@@ -158,7 +159,7 @@ def main() -> None:
 
     python = ensure_lmeval_venv(args.venv)
     survey, trials = build_trials(args.items)
-    work = args.out.parent
+    work = args.out.resolve().parent  # absolute: the lm-eval driver runs in another directory
     work.mkdir(parents=True, exist_ok=True)
     item_ids = list(dict.fromkeys(t.item_id for t in trials))
     timed_items = set(item_ids[:args.throughput_items or len(item_ids)])
@@ -187,26 +188,39 @@ def main() -> None:
     probekit_rows: dict[str, dict[str, Any]] = {}
     lmeval_ll: dict[str, list[float]] = {}
     time_probekit = time_lmeval = 0.0
+    timing: dict[str, list[float]] = {"probekit_cpu": [], "lmeval_cpu": [], "chunk_ratios": []}
     try:
         for number, (part, path) in enumerate(zip(parts, paths)):
-            seconds, rows = probekit_score(backend, part, backend.max_batch)
+            seconds, cpu, rows = probekit_score(backend, part, backend.max_batch)
             time_probekit += seconds
             probekit_rows.update({t.trial_id: r[0] for t, r in zip(part, rows)})
             result = lmeval.run(path)
             time_lmeval += result["seconds"]
             lmeval_ll.update(result["docs"])
+            timing["probekit_cpu"].append(cpu)
+            timing["lmeval_cpu"].append(result["cpu_seconds"])
+            timing["chunk_ratios"].append(result["seconds"] / seconds)
             print(f"chunk {number + 1}/{len(parts)}: {len(part)} prompts  probekit {len(part) / seconds:.2f}/s  "
                   f"lm-eval {len(part) / result['seconds']:.2f}/s  (so far: ratio {time_lmeval / time_probekit:.2f}x)", flush=True)
+        done = [t for t in trials if t.trial_id in probekit_rows]
+        partial = summarise(survey, done, probekit_rows, lmeval_ll, time_probekit, time_lmeval, len(timed))
+        args.out.with_suffix(".partial.json").write_text(json.dumps(partial, indent=2, default=float))
+        print_report(partial)
         for number, (part, path) in enumerate(zip(rest_parts, rest_paths)):
-            seconds, rows = probekit_score(backend, part, backend.max_batch)
+            _seconds, _cpu, rows = probekit_score(backend, part, backend.max_batch)
             probekit_rows.update({t.trial_id: r[0] for t, r in zip(part, rows)})
             result = lmeval.run(path)
             lmeval_ll.update(result["docs"])
             print(f"agreement chunk {number + 1}/{len(rest_parts)}: probekit {len(part)} prompts (all orders), "
                   f"lm-eval {len(result['docs'])} (identity order)", flush=True)
+            # Partial results after every chunk: a long run cut short still leaves its figures.
+            done = [t for t in trials if t.trial_id in probekit_rows]
+            partial = summarise(survey, done, probekit_rows, lmeval_ll, time_probekit, time_lmeval, len(timed))
+            args.out.with_suffix(".partial.json").write_text(json.dumps(partial, indent=2, default=float))
     finally:
         lmeval.close()
     report = summarise(survey, trials, probekit_rows, lmeval_ll, time_probekit, time_lmeval, len(timed))
+    report.update(_timing_summary(timing))
     report.update({"model": args.model, "model_dir": model_dir, "lm_eval_batch_size": args.batch_size,
                    "probekit_share_prefix": not args.no_share, "torch_threads": torch.get_num_threads()})
     args.out.write_text(json.dumps(report, indent=2, default=float))
@@ -218,7 +232,11 @@ def summarise(survey: Any, trials: list[Any], rows: dict[str, dict[str, Any]], l
               time_probekit: float, time_lmeval: float, timed_prompts: int) -> dict[str, Any]:
     import pandas as pd
 
-    from probekit.analysis.selection import calibration_rows, cyclic_pick_rates, selection_summary
+    from probekit.analysis.selection import (
+        calibration_rows,
+        cyclic_pick_rates,
+        selection_summary,
+    )
 
     gold = {i.id: int(i.gold) for i in survey.items if i.gold is not None}
     identity = [t for t in trials if tuple(t.order) == tuple(range(len(t.order)))]
@@ -262,6 +280,15 @@ def summarise(survey: Any, trials: list[Any], rows: dict[str, dict[str, Any]], l
     }
 
 
+def _timing_summary(timing: dict[str, list[float]]) -> dict[str, Any]:
+    """Ratios robust to load from other processes on shared cores: total process CPU time of each system
+    (what the work costs, whoever else runs) and the median of the per-chunk wall-clock ratios."""
+    if not timing["chunk_ratios"]:
+        return {}
+    return {"cpu_ratio": sum(timing["lmeval_cpu"]) / sum(timing["probekit_cpu"]),
+            "median_chunk_ratio": float(np.median(timing["chunk_ratios"])), **timing}
+
+
 def print_report(r: dict[str, Any]) -> None:
     s = r["probekit_selection"]
     print(f"\n== probekit vs lm-eval {LM_EVAL_VERSION}: {r['items']} items, probekit {r['prompts']} prompts (4 cyclic orders), "
@@ -271,6 +298,9 @@ def print_report(r: dict[str, Any]) -> None:
           f"  difference {r['accuracy_difference_points']:+.2f} points")
     print(f"throughput on {r['timed_prompts']} prompts (same prompts, both systems): probekit {r['probekit_prompts_per_s']:.2f} prompts/s  lm-eval {r['lmeval_prompts_per_s']:.2f} prompts/s"
           f"  ratio {r['speedup']:.2f}x")
+    if "cpu_ratio" in r:
+        print(f"  robust to other load: process CPU-time ratio {r['cpu_ratio']:.2f}x, median per-chunk wall ratio "
+              f"{r['median_chunk_ratio']:.2f}x over {len(r['chunk_ratios'])} chunks")
     print(f"probekit RStd {s['rstd']:.2f} (identity {s['rstd_identity']:.2f}, after PriDe {s['rstd_pride']:.2f}); "
           f"recall by position {[round(float(s[f'recall_{k}']), 3) for k in range(1, 5)]}")
     print(f"pick rate per displayed position (cyclic mean prob) {[round(x, 3) for x in r['probekit_pick_rates']]}; "

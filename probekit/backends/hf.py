@@ -155,7 +155,7 @@ class HFBackend(Backend):
         out = torch.empty((len(prompts), self._lm.config.vocab_size), dtype=torch.float32)
         shared, singles = self._prefix_plan(prompts, groups) if groups is not None and self.share_prefix else ([], list(range(len(prompts))))
         with torch.inference_mode():
-            for batch in self._batches([len(prompts[i]) for i in singles]):
+            for batch in self._tight_batches([len(prompts[i]) for i in singles]):
                 rows = [singles[i] for i in batch]
                 ids, mask, positions = self._pad([prompts[i] for i in rows])
                 logits = self._lm(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1, use_cache=False).logits
@@ -194,49 +194,64 @@ class HFBackend(Backend):
                 shared.append((length, indices))
         return shared, sorted(singles)
 
-    def _group_batches(self, prompts: Sequence[Sequence[int]], shared: list[tuple[int, list[int]]]) -> list[list[tuple[int, list[int]]]]:
-        """Groups batched so that both passes stay within the token budget: the prefix pass (groups ×
-        longest prefix) and the suffix pass (members × longest prefix + suffix, the attention width)."""
-        batches: list[list[tuple[int, list[int]]]] = []
-        current: list[tuple[int, list[int]]] = []
-        for group in sorted(shared, key=lambda g: g[0]):
-            candidate = current + [group]
-            longest_prefix = max(g[0] for g in candidate)
-            rows = sum(len(g[1]) for g in candidate)
-            longest_suffix = max(len(prompts[i]) - g[0] for g in candidate for i in g[1])
-            over = (len(candidate) * longest_prefix > self.token_budget
-                    or rows * longest_suffix > self.token_budget or rows > self.max_batch * 4)
+    # Padding is computed too: a batch is closed when more than this share of it would be padding.
+    MAX_PADDING = 0.25
+
+    def _tight_batches(self, lengths: Sequence[int]) -> list[list[int]]:
+        """Indices sorted by length and cut into batches within the token budget and with at most
+        MAX_PADDING of padding (prompts of one runner batch differ a lot in length)."""
+        batches: list[list[int]] = []
+        current: list[int] = []
+        total = 0
+        for index in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+            width = lengths[index]  # ascending: the newcomer is the longest
+            rows = len(current) + 1
+            over = rows * width > self.token_budget or (total + width) < (1 - self.MAX_PADDING) * rows * width
             if current and over:
                 batches.append(current)
-                current = [group]
-            else:
-                current = candidate
+                current, total = [], 0
+            current.append(index)
+            total += width
         if current:
             batches.append(current)
         return batches
 
+    def _group_batches(self, prompts: Sequence[Sequence[int]], shared: list[tuple[int, list[int]]]) -> list[list[tuple[int, list[int]]]]:
+        """Groups batched for the prefix pass (groups × longest prefix within the budget, little padding)."""
+        return [[shared[i] for i in batch] for batch in self._tight_batches([length for length, _members in shared])]
+
     def _shared_prefix_batch(self, prompts: Sequence[Sequence[int]], batch: list[tuple[int, list[int]]], out: Any) -> None:
-        """One batch of prefix-sharing groups: prefix pass with a cache, cache rows repeated per member,
-        then the suffix pass over [prefix cache | left-padded suffix] with explicit positions."""
+        """One batch of prefix-sharing groups: the prefix pass fills a KV cache; then the members, sorted by
+        suffix length into tight sub-batches, each get a cache made of their group's rows and run only their
+        suffix over [prefix cache | left-padded suffix] with explicit positions."""
         import torch
+        from transformers import DynamicCache
 
         prefix_ids, prefix_mask, prefix_pos = self._pad([prompts[members[0]][:length] for length, members in batch])
         output = self._lm(input_ids=prefix_ids, attention_mask=prefix_mask, position_ids=prefix_pos,
                           use_cache=True, logits_to_keep=1)
         cache = getattr(output, "cache", None) or output.past_key_values
-        owner = [g for g, (_length, members) in enumerate(batch) for _ in members]
-        rows = [i for _length, members in batch for i in members]
-        index = torch.tensor(owner, dtype=torch.long, device=prefix_ids.device)
-        cache.reorder_cache(index)  # index_select on the batch axis: one cache row per member
-        suffix_ids, suffix_mask, suffix_pos = self._pad([prompts[i][batch[g][0]:] for g, i in zip(owner, rows)])
-        mask = torch.cat([prefix_mask.index_select(0, index), suffix_mask], dim=1)
-        # A member's suffix continues right after its own prefix, whatever padding sits between them.
-        positions = prefix_mask.sum(-1).index_select(0, index)[:, None] + suffix_pos
+        layers = [(layer.keys, layer.values) for layer in cache.layers]
+        prefix_lengths = prefix_mask.sum(-1)
         # transformers renamed `past_key_values` to `cache` (the old name warns, and goes in 5.40).
         cache_argument = "cache" if "cache" in inspect.signature(self._lm.forward).parameters else "past_key_values"
-        logits = self._lm(input_ids=suffix_ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                          logits_to_keep=1, **{cache_argument: cache}).logits
-        out[rows] = torch.log_softmax(logits[:, -1, :].float(), dim=-1).cpu()
+        members = [(g, i) for g, (_length, group) in enumerate(batch) for i in group]
+        suffix_lengths = [len(prompts[i]) - batch[g][0] for g, i in members]
+        for sub in self._tight_batches(suffix_lengths):
+            owner = [members[k][0] for k in sub]
+            rows = [members[k][1] for k in sub]
+            index = torch.tensor(owner, dtype=torch.long, device=prefix_ids.device)
+            sub_cache = DynamicCache(
+                ddp_cache_data=[(k.index_select(0, index) if k is not None else None,
+                                 v.index_select(0, index) if v is not None else None) for k, v in layers],
+                config=self._lm.config)
+            suffix_ids, suffix_mask, suffix_pos = self._pad([prompts[i][batch[g][0]:] for g, i in zip(owner, rows)])
+            mask = torch.cat([prefix_mask.index_select(0, index), suffix_mask], dim=1)
+            # A member's suffix continues right after its own prefix, whatever padding sits between them.
+            positions = prefix_lengths.index_select(0, index)[:, None] + suffix_pos
+            logits = self._lm(input_ids=suffix_ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                              logits_to_keep=1, **{cache_argument: sub_cache}).logits
+            out[rows] = torch.log_softmax(logits[:, -1, :].float(), dim=-1).cpu()
 
     def continuation_logprobs(self, pairs: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[list[float]]:
         """Per-token log P(continuation | prompt) for each (prompt ids, continuation ids) pair."""

@@ -52,3 +52,19 @@ def test_score_rows_identical_with_and_without_sharing(smollm2, trials) -> None:
         assert a[0]["choice"] == b[0]["choice"]
         assert a[0]["distribution"] == pytest.approx(b[0]["distribution"], abs=1e-4)
         assert a[0]["valid_mass"] == pytest.approx(b[0]["valid_mass"], rel=1e-3)
+
+
+def test_tight_batches_bound_padding_and_budget() -> None:
+    from probekit.backends.hf import HFBackend
+
+    backend = HFBackend("smollm2")  # not loaded: batching is pure bookkeeping
+    backend.token_budget = 1000
+    lengths = [10, 400, 12, 11, 390, 100, 95, 13]
+    batches = backend._tight_batches(lengths)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for batch in batches:
+        widths = [lengths[i] for i in batch]
+        assert len(batch) * max(widths) <= 1000 or len(batch) == 1
+        assert sum(widths) >= (1 - backend.MAX_PADDING) * len(batch) * max(widths)
+    # short prompts never share a batch with the long ones
+    assert [sorted(lengths[i] for i in b) for b in batches] == [[10, 11, 12, 13], [95, 100], [390, 400]]
