@@ -29,8 +29,8 @@ from probekit.analysis.pride import (
     debias,
     global_prior,
     kl_from_uniform,
-    prior_from_rotations,
     pride,
+    prior_from_rotations,
     stored_prior,
     to_shown,
 )

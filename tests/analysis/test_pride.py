@@ -9,7 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from probekit.analysis.pride import debias, item_prior, kl_from_uniform, pride, store_run_priors
+from probekit.analysis.pride import (
+    debias,
+    item_prior,
+    kl_from_uniform,
+    pride,
+    store_run_priors,
+)
 from probekit.analysis.selection import selection_summary
 from probekit.backends.fake import FakeBackend
 from probekit.scoring import ScoringSettings

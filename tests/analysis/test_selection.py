@@ -10,7 +10,12 @@ import pandas as pd
 import pytest
 
 from probekit.analysis.calibration import brier, calibration, ece
-from probekit.analysis.selection import cyclic_pick_rates, recall_per_position, rstd, selection_summary
+from probekit.analysis.selection import (
+    cyclic_pick_rates,
+    recall_per_position,
+    rstd,
+    selection_summary,
+)
 from probekit.survey.permutations import cyclic_orders
 from probekit.survey.schema import Item, Option, Survey, Template
 
