@@ -117,6 +117,19 @@ def match_answer(text: str, trial: Trial, patterns: dict[str, list[list[str]]], 
     return "invalid", None
 
 
+def sample_row(trial: Trial, text: str, sample_index: int, settings: ScoringSettings) -> dict[str, Any]:
+    """One sampled generation as a result row: in reasoning mode only the text after the answer prefix is
+    matched; an unmatched answer is 'refusal' or 'invalid' with no choice and no distribution."""
+    answer = text
+    if trial.reasoning == "reasoning" and trial.answer_prefix and trial.answer_prefix in text:
+        answer = text.rsplit(trial.answer_prefix, 1)[1]
+    status, choice = match_answer(answer, trial, settings.patterns, settings.refusals)
+    return {
+        "sample_index": sample_index, "mode": "sample", "status": status, "choice": choice,
+        "distribution": one_hot(trial.n_options, choice) if choice is not None else None, "raw_text": text,
+    }
+
+
 class _Values(dict[str, str]):
     def __missing__(self, key: str) -> str:
         return "{" + key + "}"

@@ -18,7 +18,7 @@ from typing import Any
 
 from probekit.backends.base import Backend, ModelInfo, ResultRow
 from probekit.backends.hf_loader import load_model, resolve_local
-from probekit.scoring import ScoringSettings, distribution_fields, match_answer, one_hot
+from probekit.scoring import ScoringSettings, distribution_fields, sample_row
 from probekit.survey.expand import Trial
 from probekit.survey.labels import label_variants
 from probekit.survey.permutations import to_canonical
@@ -429,14 +429,8 @@ class HFBackend(Backend):
                                   num_return_sequences=settings.samples, seed=seed)[0]
             trial_rows = []
             for k, text in enumerate(texts):
-                answer = text
-                if trial.reasoning == "reasoning" and trial.answer_prefix and trial.answer_prefix in text:
-                    answer = text.rsplit(trial.answer_prefix, 1)[1]
-                status, choice = match_answer(answer, trial, settings.patterns, settings.refusals)
                 trial_rows.append({
-                    "sample_index": k, "mode": "sample", "status": status, "choice": choice,
-                    "distribution": one_hot(trial.n_options, choice) if choice is not None else None,
-                    "raw_text": text, "prompt_tokens": len(prompt),
+                    **sample_row(trial, text, k, settings), "prompt_tokens": len(prompt),
                     "completion_tokens": len(self._tok(text, add_special_tokens=False)["input_ids"]),
                 })
             rows.append(trial_rows)

@@ -24,7 +24,7 @@ from probekit.backends.base import Backend, BackendError, ModelInfo, ResultRow
 from probekit.backends.response_cache import ResponseCache, request_key
 from probekit.models_config import ModelConfig, resolve
 from probekit.ratelimit import RateLimiter
-from probekit.scoring import ScoringSettings, distribution_fields, match_answer, one_hot
+from probekit.scoring import ScoringSettings, distribution_fields, sample_row
 from probekit.survey.expand import Trial
 
 PROBE_MESSAGES = [{"role": "user", "content": "Reply with the single letter A."}]
@@ -217,15 +217,7 @@ class LiteLLMBackend(Backend):
             for k in range(settings.samples)))
         rows: list[ResultRow] = []
         for k, completion in enumerate(completions):
-            answer = completion.text
-            if trial.reasoning == "reasoning" and trial.answer_prefix and trial.answer_prefix in answer:
-                answer = answer.rsplit(trial.answer_prefix, 1)[1]
-            status, choice = match_answer(answer, trial, settings.patterns, settings.refusals)
-            rows.append({
-                "sample_index": k, "mode": "sample", "status": status, "choice": choice,
-                "distribution": one_hot(trial.n_options, choice) if choice is not None else None,
-                "raw_text": completion.text, **_provenance(completion),
-            })
+            rows.append({**sample_row(trial, completion.text, k, settings), **_provenance(completion)})
         return rows
 
     async def close(self) -> None:
