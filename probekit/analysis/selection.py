@@ -237,6 +237,14 @@ def position_prior_table(ctx: Any) -> pd.DataFrame | None:
     return pd.DataFrame(rows) if rows else None
 
 
+def _prior_for(ctx: Any, key: dict[str, Any], group: pd.DataFrame) -> tuple[Any, str]:
+    """The PriDe prior to debias with: estimated from the group itself when every item was run in all cyclic
+    orders, else the prior stored with the run (or a --prior-from run)."""
+    if complete_cyclic_items(group):
+        return None, "estimated"
+    return _group_prior(ctx, key["model"], key["reasoning"], key["n_options"])
+
+
 @register("selection_bias", "mcq", description="Recall per position, RStd, accuracy identity / cyclic / PriDe")
 def selection_bias_table(ctx: Any) -> pd.DataFrame | None:
     """Per model × template × reasoning mode: recall per gold position, RStd (all trials, identity trials,
@@ -244,9 +252,7 @@ def selection_bias_table(ctx: Any) -> pd.DataFrame | None:
     gold = _gold(ctx)
     rows = []
     for key, group in _groups(ctx):
-        prior, source = (None, "estimated")
-        if not complete_cyclic_items(group):
-            prior, source = _group_prior(ctx, key["model"], key["reasoning"], key["n_options"])
+        prior, source = _prior_for(ctx, key, group)
         rows.append({**key, **selection_summary(group, gold, seed=ctx.seed, prior=prior, prior_source=source)})
     return pd.DataFrame(rows) if rows else None
 
@@ -258,9 +264,7 @@ def calibration_table(ctx: Any) -> pd.DataFrame | None:
     gold = _gold(ctx)
     rows = []
     for key, group in _groups(ctx):
-        prior, source = (None, "estimated")
-        if not complete_cyclic_items(group):
-            prior, source = _group_prior(ctx, key["model"], key["reasoning"], key["n_options"])
+        prior, source = _prior_for(ctx, key, group)
         rows += [{**key, **r} for r in calibration_rows(group, gold, seed=ctx.seed, prior=prior, prior_source=source)]
     return pd.DataFrame(rows) if rows else None
 
