@@ -51,7 +51,7 @@ def action_labels(option_meta: Mapping[str, object]) -> dict[str, Counter[str]]:
         return {str(t).lower(): Counter(str(x) for x in (labels or [])) for t, labels in theories.items()}
     mapping = value_map()
     out: dict[str, Counter[str]] = {t: Counter() for t in THEORIES}
-    for value in option_meta.get("values") or []:  # type: ignore[union-attr]
+    for value in option_meta.get("values") or []:  # type: ignore[union-attr,attr-defined]
         for theory, label in mapping.get(str(value).strip().lower(), {}).items():
             out[theory][label] += 1
     return out

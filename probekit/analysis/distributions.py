@@ -46,7 +46,7 @@ def gjsd(forms: ArrayLike, weights: ArrayLike | None = None) -> float:
     w = np.full(arr.shape[0], 1.0 / arr.shape[0]) if weights is None else np.asarray(weights, dtype=float)
     w = w / w.sum()
     mixture = (w[:, None] * arr).sum(axis=0)
-    return float(max(0.0, entropy(mixture) - float((w * entropy(arr)).sum())))
+    return max(0.0, float(entropy(mixture)) - float((w * entropy(arr)).sum()))
 
 
 def expected_value(p: ArrayLike, values: ArrayLike) -> Array:

@@ -37,7 +37,7 @@ def _floats(values: Any) -> np.ndarray:
     if values is None:
         return np.array([], dtype=float)
     if isinstance(values, np.ma.MaskedArray):
-        return values.astype(float).filled(np.nan)
+        return np.ma.filled(values.astype(float), np.nan)
     return np.array([np.nan if v is None else float(v) for v in values], dtype=float)
 
 

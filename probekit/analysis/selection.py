@@ -53,7 +53,7 @@ def recall_per_position(gold_positions: Sequence[int], predicted_positions: Sequ
     return recalls
 
 
-def rstd(recalls: Sequence[float]) -> float:
+def rstd(recalls: Sequence[float] | np.ndarray) -> float:
     """RStd: population standard deviation of the per-position recalls, ×100 as in the paper (positions
     where gold never appears are left out)."""
     values = np.asarray(recalls, dtype=float)

@@ -38,8 +38,8 @@ def import_command(
                    "import the other rows.", err=True)
         raise typer.Exit(EXIT_BAD_ROWS) from None
     except SpecError as error:
-        for problem in error.problems:
-            typer.echo(str(problem), err=True)
+        for spec_problem in error.problems:
+            typer.echo(str(spec_problem), err=True)
         raise typer.Exit(EXIT_REFUSED) from None
     except ImportRefused as error:
         typer.echo(f"error: {error}", err=True)

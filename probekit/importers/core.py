@@ -136,9 +136,10 @@ class _TrialIndex:
             return f"survey {self.survey.id!r} has no item {response.item!r}"
         form = dict(response.form)
         for key, value in form.items():
-            candidates = self._filter(candidates, key, value)
-            if isinstance(candidates, str):
-                return candidates
+            filtered = self._filter(candidates, key, value)
+            if isinstance(filtered, str):
+                return filtered
+            candidates = filtered
             if not candidates:
                 return f"no form of item {response.item!r} has {key}={value!r}"
         if len(candidates) > 1:
@@ -297,10 +298,10 @@ def import_responses(
     run_id = str(ULID())
     versions = package_versions()
     store.create_run(run_id, config, config_hash, versions.get("probekit", "dev"), versions)
-    for key, trials in used.items():
-        survey, survey_path = surveys[key]
-        store.register_survey(digests[key], survey, survey_path, item_rows(survey, digests[key]))
-        store.add_trials(run_id, digests[key], trial_rows(list(trials.values())))
+    for survey_key, trials in used.items():
+        survey, survey_path = surveys[survey_key]
+        store.register_survey(digests[survey_key], survey, survey_path, item_rows(survey, digests[survey_key]))
+        store.add_trials(run_id, digests[survey_key], trial_rows(list(trials.values())))
     for name in models:
         store.upsert_model(run_id, name, {"backend": "import", "resolved_name": name, "source_format": fmt,
                                           "source_file": source.name})
