@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,12 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 SURVEYS = REPO / "surveys"
 DEFAULT_DATA = REPO.parent / "shared" / "data"
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    """A source CSV as a list of rows keyed by its header."""
+    with path.open(encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
 
 
 def write_items(name: str, items: list[dict[str, Any]]) -> str:

@@ -14,11 +14,10 @@ descriptions move, and the stored distribution is always canonical (value 1..5).
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 from typing import Any
 
-from _common import DEFAULT_DATA, write_survey
+from _common import DEFAULT_DATA, read_csv, write_survey
 
 HEADER = """# {title}
 # Items: International Personality Item Pool (ipip.ori.org), public domain (L. R. Goldberg / Oregon Research Institute).
@@ -96,11 +95,6 @@ def survey_spec(survey_id: str, title: str, description: str, items: list[dict[s
         "analyses": ["likert_traits", "prompt_sensitivity", "option_order_symmetry", "cronbach_alpha"],
         "items": items,
     }
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
 
 
 def main() -> None:
