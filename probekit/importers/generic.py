@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 from probekit.importers.records import STATUSES, Parsed, Response, RowProblem
+from probekit.jsonl import iter_jsonl
 
 ALLOWED = {"survey", "item", "model", "form", "sample", "choice", "distribution", "status", "raw_text"}
 ANSWERS = ("choice", "distribution", "status")
@@ -17,25 +17,20 @@ def parse_generic(path: Path) -> Parsed:
     """Parse every line; collect a problem per bad line instead of stopping at the first."""
     parsed = Parsed()
     shown = str(path)
-    with path.open(encoding="utf-8") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                data = json.loads(raw)
-            except json.JSONDecodeError as error:
-                parsed.problems.append(RowProblem(shown, number, f"invalid JSON ({error.msg}); write one JSON object per line"))
-                continue
-            message = _check(data)
-            if message:
-                parsed.problems.append(RowProblem(shown, number, message))
-                continue
-            parsed.responses.append(Response(
-                line=number, survey=data.get("survey"), item=str(data["item"]), model=data["model"],
-                form=data.get("form") or {}, sample=data.get("sample", 0), choice=data.get("choice"),
-                distribution=[float(p) for p in data["distribution"]] if "distribution" in data else None,
-                status=data.get("status"), raw_text=data.get("raw_text"),
-            ))
+    for number, data, json_error in iter_jsonl(path):
+        if json_error is not None:
+            parsed.problems.append(RowProblem(shown, number, f"invalid JSON ({json_error}); write one JSON object per line"))
+            continue
+        message = _check(data)
+        if message:
+            parsed.problems.append(RowProblem(shown, number, message))
+            continue
+        parsed.responses.append(Response(
+            line=number, survey=data.get("survey"), item=str(data["item"]), model=data["model"],
+            form=data.get("form") or {}, sample=data.get("sample", 0), choice=data.get("choice"),
+            distribution=[float(p) for p in data["distribution"]] if "distribution" in data else None,
+            status=data.get("status"), raw_text=data.get("raw_text"),
+        ))
     return parsed
 
 

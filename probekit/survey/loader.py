@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -11,9 +10,15 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from probekit.jsonl import iter_jsonl
 from probekit.survey.errors import SpecError, SpecProblem
 from probekit.survey.labels import label_problem
-from probekit.survey.schema import Item, Survey, is_builtin_placeholder, template_placeholders
+from probekit.survey.schema import (
+    Item,
+    Survey,
+    is_builtin_placeholder,
+    template_placeholders,
+)
 
 Loc = Sequence[str | int]
 
@@ -125,26 +130,21 @@ def _load_items_file(
     items: list[Item] = []
     lines: list[tuple[str, int]] = []
     problems: list[SpecProblem] = []
-    with file_path.open(encoding="utf-8") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                data = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                problems.append(SpecProblem(str(file_path), number, f"invalid JSON: {exc.msg}",
-                                            "write one JSON object per line"))
-                continue
-            try:
-                item = Item.model_validate(data)
-            except ValidationError as exc:
-                for detail in exc.errors():
-                    where = ".".join(str(p) for p in detail["loc"])
-                    problems.append(SpecProblem(str(file_path), number, f"{where}: {detail['msg']}",
-                                                "fix this item (fields as in the survey spec's items)"))
-                continue
-            items.append(item)
-            lines.append((str(file_path), number))
+    for number, data, json_error in iter_jsonl(file_path):
+        if json_error is not None:
+            problems.append(SpecProblem(str(file_path), number, f"invalid JSON: {json_error}",
+                                        "write one JSON object per line"))
+            continue
+        try:
+            item = Item.model_validate(data)
+        except ValidationError as exc:
+            for detail in exc.errors():
+                where = ".".join(str(p) for p in detail["loc"])
+                problems.append(SpecProblem(str(file_path), number, f"{where}: {detail['msg']}",
+                                            "fix this item (fields as in the survey spec's items)"))
+            continue
+        items.append(item)
+        lines.append((str(file_path), number))
     return items, lines, problems
 
 
