@@ -20,7 +20,6 @@ import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -218,21 +217,10 @@ def priors_for_run(frame: pd.DataFrame, *, alpha: float = DEFAULT_ALPHA, seed: i
 
 
 def save_priors(store: Any, run_id: str, rows: Sequence[dict[str, Any]]) -> None:
-    """Write priors for a run (replacing earlier ones with the same key)."""
-    if not rows:
-        return
-    now = datetime.now(timezone.utc)
-    with store.connect() as con:
-        con.execute("BEGIN TRANSACTION")
-        for row in rows:
-            con.execute(
-                "DELETE FROM position_priors WHERE run_id = ? AND model = ? AND survey_id = ? AND reasoning = ? AND n_options = ?",
-                [run_id, row["model"], row["survey_id"], row["reasoning"], row["n_options"]])
-            con.execute(
-                "INSERT INTO position_priors VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [run_id, row["model"], row["survey_id"], row["reasoning"], row["n_options"], row["prior"],
-                 row["n_items"], row.get("source_run"), now])
-        con.execute("COMMIT")
+    """Write priors for a run (replacing earlier ones with the same key), through the store's recorder."""
+    from probekit.store.recorder import StoreRecorder
+
+    StoreRecorder(store).record_priors(run_id, rows)
 
 
 def load_priors(store: Any, run_id: str) -> pd.DataFrame:

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from probekit.importers.records import Parsed, Response, RowProblem
+from probekit.store.recorder import StoreRecorder
+from probekit.store.rows import ResultRow
 from probekit.store.store import Store
 from probekit.survey.expand import Trial, build_trial, expand, item_options
 from probekit.survey.schema import Survey
@@ -234,7 +236,7 @@ def import_responses(
     bad and `skip_bad` is False, ImportRefused when the import cannot start."""
     from ulid import ULID
 
-    from probekit.runner import item_rows, package_versions, survey_hash, trial_rows
+    from probekit.pipeline import package_versions, survey_hash
 
     source = Path(path)
     if not source.exists():
@@ -245,7 +247,7 @@ def import_responses(
     problems = list(parsed.problems)
     surveys = _surveys(parsed, fmt, Path(survey_file) if survey_file else None, store)
     indexes = {key: _TrialIndex(survey) for key, (survey, _p) in surveys.items()}
-    rows: list[dict[str, Any]] = []
+    rows: list[ResultRow] = []
     used: dict[str | None, dict[str, Trial]] = {}
     seen: dict[tuple[str, str, int], int] = {}
     for response in parsed.responses:
@@ -269,8 +271,8 @@ def import_responses(
             continue
         seen[key] = response.line
         used.setdefault(response.survey, {})[trial.trial_id] = trial
-        rows.append({"trial_id": trial.trial_id, "model": response.model, "sample_index": response.sample,
-                     "raw_text": response.raw_text, "attempts": 0, **answer})
+        rows.append(ResultRow(trial_id=trial.trial_id, model=response.model, sample_index=response.sample,
+                              raw_text=response.raw_text, attempts=0, **answer))
     problems.sort(key=lambda p: p.line)
     if problems and not skip_bad:
         raise BadRows(problems)
@@ -279,8 +281,8 @@ def import_responses(
             on_problem(problem)
     digests = {key: survey_hash(survey) for key, (survey, _p) in surveys.items()}
     file_sha = hashlib.sha256(source.read_bytes()).hexdigest()
-    models = sorted({r["model"] for r in rows})
-    config = {
+    models = sorted({r.model for r in rows})
+    config: dict[str, Any] = {
         "surveys": sorted(({"id": surveys[k][0].id, "hash": digests[k]} for k in used), key=lambda s: s["id"]),
         "models": models,
         "import": {"format": fmt, "file": source.name, "sha256": file_sha, "rows": len(rows),
@@ -296,18 +298,18 @@ def import_responses(
     if not rows:
         return summary
     run_id = str(ULID())
-    versions = package_versions()
-    store.create_run(run_id, config, config_hash, versions.get("probekit", "dev"), versions)
+    recorder = StoreRecorder(store)
+    recorder.begin_run(run_id, config, config_hash, package_versions())
     for survey_key, trials in used.items():
         survey, survey_path = surveys[survey_key]
-        store.register_survey(digests[survey_key], survey, survey_path, item_rows(survey, digests[survey_key]))
-        store.add_trials(run_id, digests[survey_key], trial_rows(list(trials.values())))
+        recorder.record_survey(survey, digests[survey_key], survey_path)
+        recorder.record_trials(run_id, digests[survey_key], list(trials.values()))
     for name in models:
-        store.upsert_model(run_id, name, {"backend": "import", "resolved_name": name, "source_format": fmt,
-                                          "source_file": source.name})
+        recorder.record_model(run_id, name, {"backend": "import", "resolved_name": name, "source_format": fmt,
+                                             "source_file": source.name})
     for start in range(0, len(rows), 5000):
-        store.write_results([{**row, "run_id": run_id} for row in rows[start:start + 5000]])
-    store.set_run_status(run_id, "completed")
+        recorder.record_results([row.with_(run_id=run_id) for row in rows[start:start + 5000]])
+    recorder.finish_run(run_id, "completed")
     summary.run_id = run_id
     return summary
 

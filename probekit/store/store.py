@@ -2,37 +2,47 @@
 
 DuckDB lets only one process open a file for writing, and then no other process may open it at all. So
 the store never holds the file: every write (one small batch of results) and every read opens it, does
-its work in one transaction and closes it. A reader that finds it locked retries for a while instead of
-failing, which makes `probekit query` / `runs` work while a run is writing.
+its work in one transaction (`Store.transaction()`, the only BEGIN/COMMIT in probekit) and closes it. Whoever
+finds it locked retries (tenacity, only on DuckDB's lock error) for up to `lock_wait` seconds instead of
+failing, which makes `probekit query` / `runs` work while a run is writing. Upserts are `INSERT OR REPLACE`
+/ `INSERT OR IGNORE` on the tables' primary keys. The recording lifecycle over these methods is
+`probekit.store.recorder.StoreRecorder`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import random
-import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pandas as pd
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
 
 from probekit.store.migrations import MIGRATIONS
+from probekit.store.rows import RESULT_COLUMNS, ResultRow
 
 DEFAULT_STORE = Path("outputs/probekit.duckdb")
 LOCK_WAIT_SECONDS = 60.0
 
-RESULT_COLUMNS = [
-    "run_id", "trial_id", "model", "sample_index", "status", "mode", "choice", "distribution", "valid_mass",
-    "missing_labels", "label_logprobs", "seq_logprob_sum", "seq_logprob_mean", "top_logprobs", "raw_text",
-    "prompt_tokens", "completion_tokens", "latency_ms", "cost_usd", "resolved_model", "system_fingerprint",
-    "error_class", "error_message", "attempts", "created_at",
-]
+RESULT_KEY = ["run_id", "trial_id", "model", "sample_index"]
+"""The natural key of `results` (its primary key): a row with the same key replaces the stored one."""
 _LIST_COLUMNS = {"distribution", "label_logprobs", "seq_logprob_sum", "seq_logprob_mean"}
+_INT_COLUMNS = ("choice", "missing_labels", "prompt_tokens", "completion_tokens", "attempts")
+_FLOAT_COLUMNS = ("valid_mass", "latency_ms", "cost_usd")
+_RESULT_SELECT = ", ".join(
+    f"CAST({c} AS DOUBLE[])" if c in _LIST_COLUMNS else (f"CAST({c} AS JSON)" if c == "top_logprobs" else c)
+    for c in RESULT_COLUMNS
+)
+_MODEL_COLUMNS = ["backend", "resolved_name", "revision", "weights_sha256", "dtype", "device", "logprobs_supported"]
+_row_values = attrgetter(*RESULT_COLUMNS)
+_TOP_LOGPROBS = RESULT_COLUMNS.index("top_logprobs")
+_CREATED_AT = RESULT_COLUMNS.index("created_at")
 
 
 def _now() -> datetime:
@@ -43,8 +53,60 @@ class StoreLockedError(RuntimeError):
     """Another process held the store for longer than the wait allowed."""
 
 
+def _is_lock_error(error: BaseException) -> bool:
+    """DuckDB's "Could not set lock on file ...: Conflicting lock is held in ..." (matched on those words, not
+    on "lock" anywhere: the file's path may contain it)."""
+    text = str(error).lower()
+    return isinstance(error, duckdb.IOException) and ("could not set lock" in text or "conflicting lock" in text)
+
+
+@contextmanager
+def _atomic(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """BEGIN ... COMMIT on an open connection; ROLLBACK (and re-raise) when the block fails."""
+    con.begin()
+    try:
+        yield con
+    except BaseException:
+        con.rollback()
+        raise
+    con.commit()
+
+
+def as_result_row(row: ResultRow | Mapping[str, Any]) -> ResultRow:
+    """A ResultRow as is; a mapping as `ResultRow(**row)`, so a misspelt column raises TypeError."""
+    return row if isinstance(row, ResultRow) else ResultRow(**row)
+
+
+def result_frame(rows: Sequence[ResultRow | Mapping[str, Any]]) -> pd.DataFrame:
+    """The rows as a DataFrame in `results` column order, typed for a bulk insert. Of rows with the same
+    natural key only the last is kept (it replaces the others, as it would replace a stored row)."""
+    now = _now()
+    records = []
+    for row in rows:
+        record = list(_row_values(as_result_row(row)))
+        if record[_CREATED_AT] is None:
+            record[_CREATED_AT] = now
+        top = record[_TOP_LOGPROBS]
+        if top is not None and not isinstance(top, str):
+            record[_TOP_LOGPROBS] = json.dumps(top)
+        records.append(record)
+    frame = pd.DataFrame.from_records(records, columns=RESULT_COLUMNS)
+    for column in _INT_COLUMNS:
+        frame[column] = frame[column].astype("Int64")
+    for column in _FLOAT_COLUMNS:
+        frame[column] = frame[column].astype("Float64")
+    duplicated = frame.duplicated(subset=RESULT_KEY, keep="last")
+    if duplicated.any():
+        frame = frame[~duplicated]
+    return frame
+
+
 class Store:
-    """A DuckDB file holding runs, surveys, trials and results (see docs/schema.md)."""
+    """A DuckDB file holding runs, surveys, trials and results (see docs/schema.md).
+
+    Writers use `transaction()`; `probekit.store.recorder.StoreRecorder` is the recording lifecycle over
+    these methods that the runner, the importers and PriDe use.
+    """
 
     def __init__(self, path: str | Path = DEFAULT_STORE, *, lock_wait: float = LOCK_WAIT_SECONDS):
         self.path = Path(path)
@@ -52,6 +114,25 @@ class Store:
         self._migrated = False
 
     # -- connections -------------------------------------------------------------------------------
+    def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        """duckdb.connect, retried (with jittered backoff) while another process holds the file, for at
+        most `lock_wait` seconds; other errors are raised at once."""
+        retrying = Retrying(
+            retry=retry_if_exception(_is_lock_error),
+            stop=stop_after_delay(self.lock_wait),
+            wait=wait_exponential_jitter(multiplier=0.02, exp_base=1.5, max=0.25, jitter=0.05),
+            reraise=True,
+        )
+        try:
+            return retrying(duckdb.connect, str(self.path), read_only=read_only)
+        except duckdb.IOException as error:
+            if _is_lock_error(error):
+                raise StoreLockedError(
+                    f"{self.path} stayed locked by another process for {self.lock_wait:.0f}s; "
+                    "wait for it to finish or use another --store"
+                ) from error
+            raise
+
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """Open the file (retrying while another process holds it), yield, close."""
@@ -59,28 +140,20 @@ class Store:
             raise FileNotFoundError(f"no store at {self.path}: run a survey first or pass --store PATH")
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        deadline = time.monotonic() + self.lock_wait
-        delay = 0.02
-        while True:
-            try:
-                con = duckdb.connect(str(self.path), read_only=read_only)
-                break
-            except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                    if "lock" in str(exc).lower():
-                        raise StoreLockedError(
-                            f"{self.path} stayed locked by another process for {self.lock_wait:.0f}s; "
-                            "wait for it to finish or use another --store"
-                        ) from exc
-                    raise
-                time.sleep(delay * (1 + random.random()))
-                delay = min(delay * 1.5, 0.25)
+        con = self._open(read_only)
         try:
             if not read_only and not self._migrated:
                 self._migrate(con)
             yield con
         finally:
             con.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Open the file for writing and run the block as one transaction: all of it is stored, or
+        (when the block raises) none of it."""
+        with self.connect() as con, _atomic(con):
+            yield con
 
     def _migrate(self, con: duckdb.DuckDBPyConnection) -> None:
         con.execute(
@@ -90,14 +163,9 @@ class Store:
         for migration in MIGRATIONS:
             if migration.version in applied:
                 continue
-            con.execute("BEGIN TRANSACTION")
-            try:
+            with _atomic(con):
                 con.execute(migration.sql)
                 con.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", [migration.version, migration.name, _now()])
-                con.execute("COMMIT")
-            except Exception:
-                con.execute("ROLLBACK")
-                raise
         self._migrated = True
 
     def migrate(self) -> None:
@@ -107,7 +175,7 @@ class Store:
 
     # -- runs --------------------------------------------------------------------------------------
     def create_run(self, run_id: str, config: dict[str, Any], config_hash: str, version: str, packages: dict[str, str]) -> None:
-        with self.connect() as con:
+        with self.transaction() as con:
             con.execute(
                 "INSERT INTO runs VALUES (?, ?, NULL, 'running', ?, ?, ?, ?, ?)",
                 [run_id, _now(), config_hash, json.dumps(config, sort_keys=True), version, json.dumps(packages), os.uname().nodename],
@@ -132,64 +200,51 @@ class Store:
         return dict(json.loads(row[0]))
 
     def set_run_status(self, run_id: str, status: str, ended: bool = True) -> None:
-        with self.connect() as con:
+        with self.transaction() as con:
             con.execute(
                 "UPDATE runs SET status = ?, ended_at = ? WHERE run_id = ?", [status, _now() if ended else None, run_id]
             )
 
     def upsert_model(self, run_id: str, model: str, info: dict[str, Any]) -> None:
-        columns = ["backend", "resolved_name", "revision", "weights_sha256", "dtype", "device", "logprobs_supported"]
-        values = [info.get(c) for c in columns]
-        details = json.dumps({k: v for k, v in info.items() if k not in columns}, default=str)
-        with self.connect() as con:
+        values = [info.get(c) for c in _MODEL_COLUMNS]
+        details = json.dumps({k: v for k, v in info.items() if k not in _MODEL_COLUMNS}, default=str)
+        with self.transaction() as con:
             con.execute(
-                f"INSERT OR REPLACE INTO models VALUES (?, ?, {', '.join('?' for _ in columns)}, ?)",
+                f"INSERT OR REPLACE INTO models VALUES (?, ?, {', '.join('?' for _ in _MODEL_COLUMNS)}, ?)",
                 [run_id, model, *values, details],
             )
 
     # -- surveys and trials ------------------------------------------------------------------------
     def register_survey(self, survey_hash: str, survey: Any, path: str | None, item_rows: list[dict[str, Any]]) -> None:
-        """Store the spec and its items once per content hash."""
-        with self.connect() as con:
-            exists = con.execute("SELECT 1 FROM surveys WHERE survey_hash = ?", [survey_hash]).fetchone()
-            if exists:
-                return
-            con.execute("BEGIN TRANSACTION")
+        """Store the spec and its items once per content hash (a stored hash is left as it is)."""
+        with self.transaction() as con:
             con.execute(
-                "INSERT INTO surveys VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO surveys VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [survey_hash, survey.id, survey.version, survey.kind, survey.title, survey.source.model_dump_json(),
                  survey.model_dump_json(), path, _now()],
             )
-            frame = pd.DataFrame(item_rows)
-            con.register("item_frame", frame)
-            con.execute(
-                "INSERT INTO items SELECT survey_hash, survey_id, item_id, n_options, option_texts, option_values, "
-                "option_polarities, option_refusal, gold, keyed, position_dependent, fields, meta FROM item_frame"
-            )
-            con.unregister("item_frame")
-            con.execute("COMMIT")
+            if item_rows:
+                con.register("item_frame", pd.DataFrame(item_rows))
+                con.execute(
+                    "INSERT OR IGNORE INTO items SELECT survey_hash, survey_id, item_id, n_options, option_texts, option_values, "
+                    "option_polarities, option_refusal, gold, keyed, position_dependent, fields, meta FROM item_frame"
+                )
+                con.unregister("item_frame")
 
     def add_trials(self, run_id: str, survey_hash: str, trial_rows: list[dict[str, Any]]) -> None:
         """Insert trials not yet stored (trial ids are content hashes) and link them to the run."""
         if not trial_rows:
             return
-        frame = pd.DataFrame(trial_rows)
+        frame = pd.DataFrame(trial_rows).drop_duplicates(subset=["trial_id"])
         frame["survey_hash"] = survey_hash
-        with self.connect() as con:
-            con.execute("BEGIN TRANSACTION")
+        with self.transaction() as con:
             con.register("trial_frame", frame)
             con.execute(
-                "INSERT INTO trials SELECT trial_id, survey_id, survey_hash, item_id, template_id, paraphrase_id, factors, "
-                "option_order, label_scheme, labels, reasoning, messages, completion_prompt, followups FROM trial_frame "
-                "WHERE trial_id NOT IN (SELECT trial_id FROM trials)"
+                "INSERT OR IGNORE INTO trials SELECT trial_id, survey_id, survey_hash, item_id, template_id, paraphrase_id, "
+                "factors, option_order, label_scheme, labels, reasoning, messages, completion_prompt, followups FROM trial_frame"
             )
-            con.execute(
-                "INSERT INTO run_trials SELECT DISTINCT ?, trial_id FROM trial_frame "
-                "WHERE trial_id NOT IN (SELECT trial_id FROM run_trials WHERE run_id = ?)",
-                [run_id, run_id],
-            )
+            con.execute("INSERT OR IGNORE INTO run_trials SELECT ?, trial_id FROM trial_frame", [run_id])
             con.unregister("trial_frame")
-            con.execute("COMMIT")
 
     # -- results -----------------------------------------------------------------------------------
     def completed_trials(self, run_id: str, model: str) -> set[str]:
@@ -204,40 +259,29 @@ class Store:
             ).fetchall()
         return {row[0] for row in rows}
 
-    def write_results(self, rows: list[dict[str, Any]]) -> None:
-        """Write one batch atomically. Rows replace earlier rows with the same natural key (error retries)."""
+    def write_results(self, rows: Sequence[ResultRow | Mapping[str, Any]]) -> None:
+        """Write one batch atomically, in bulk from a DataFrame. Rows replace stored rows with the same
+        natural key (run × trial × model × sample: error retries). A mapping with a key that is not a
+        column raises TypeError before anything is written."""
         if not rows:
             return
-        records = []
-        for row in rows:
-            record = {column: row.get(column) for column in RESULT_COLUMNS}
-            record["created_at"] = record["created_at"] or _now()
-            if record["top_logprobs"] is not None and not isinstance(record["top_logprobs"], str):
-                record["top_logprobs"] = json.dumps(record["top_logprobs"])
-            records.append(record)
-        frame = pd.DataFrame.from_records(records, columns=RESULT_COLUMNS)
-        for column in ("choice", "missing_labels", "prompt_tokens", "completion_tokens", "attempts"):
-            frame[column] = frame[column].astype("Int64")
-        for column in ("valid_mass", "latency_ms", "cost_usd"):
-            frame[column] = frame[column].astype("Float64")
-        with self.connect() as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                con.register("result_frame", frame)
-                con.execute(
-                    "DELETE FROM results WHERE (run_id, trial_id, model, sample_index) IN "
-                    "(SELECT (run_id, trial_id, model, sample_index) FROM result_frame)"
-                )
-                casts = ", ".join(
-                    f"CAST({c} AS DOUBLE[])" if c in _LIST_COLUMNS else (f"CAST({c} AS JSON)" if c == "top_logprobs" else c)
-                    for c in RESULT_COLUMNS
-                )
-                con.execute(f"INSERT INTO results SELECT {casts} FROM result_frame")
-                con.unregister("result_frame")
-                con.execute("COMMIT")
-            except Exception:
-                con.execute("ROLLBACK")
-                raise
+        frame = result_frame(rows)
+        with self.transaction() as con:
+            con.register("result_frame", frame)
+            con.execute(f"INSERT OR REPLACE INTO results SELECT {_RESULT_SELECT} FROM result_frame")
+            con.unregister("result_frame")
+
+    # -- position priors (PriDe) -------------------------------------------------------------------
+    def write_priors(self, run_id: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Write a run's position priors in one transaction, replacing those with the same key (model,
+        survey, reasoning mode, number of options)."""
+        if not rows:
+            return
+        now = _now()
+        values = [[run_id, r["model"], r["survey_id"], r["reasoning"], int(r["n_options"]), [float(x) for x in r["prior"]],
+                   int(r["n_items"]), r.get("source_run"), now] for r in rows]
+        with self.transaction() as con:
+            con.executemany("INSERT OR REPLACE INTO position_priors VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
 
     # -- readers -----------------------------------------------------------------------------------
     def query(self, sql: str, params: Iterable[Any] | None = None) -> pd.DataFrame:
@@ -262,6 +306,16 @@ class Store:
         return self.query(
             "SELECT * FROM trial_results WHERE run_id = ? ORDER BY model, trial_id, sample_index", [run_id]
         )
+
+    def run_progress(self, run_id: str) -> pd.DataFrame:
+        """Result rows of a run so far per model × status × mode (columns model, status, mode, rows)."""
+        return self.query(
+            "SELECT model, status, mode, count(*) AS rows FROM results WHERE run_id = ? GROUP BY ALL ORDER BY ALL", [run_id])
+
+    def run_trial_count(self, run_id: str) -> int:
+        """Trials linked to a run (per model)."""
+        frame = self.query("SELECT count(*) AS trials FROM run_trials WHERE run_id = ?", [run_id])
+        return int(frame["trials"][0])
 
     def items(self, survey_id: str | None = None) -> pd.DataFrame:
         if survey_id is None:

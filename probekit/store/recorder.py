@@ -1,0 +1,117 @@
+"""The recording lifecycle: how a run (probekit's own, an import, PriDe's priors) reaches storage.
+
+The runtime talks to a `Recorder` and does not know how results are stored (inspect_ai's recorders are
+the model): begin or resume a run, record its surveys, trials and models, record results in batches
+(each call one transaction), record derived tables (position priors), finish the run. `StoreRecorder`
+writes the DuckDB store; another sink (e.g. Parquet shards from remote workers) implements the same
+protocol.
+
+    recorder = StoreRecorder(Store(path))
+    run_id = recorder.find_resumable(config_hash) or new_id
+    recorder.begin_run(run_id, config, config_hash, package_versions())   # or recorder.resume_run(run_id)
+    recorder.record_survey(survey, survey_hash, path)
+    recorder.record_trials(run_id, survey_hash, trials)
+    recorder.record_model(run_id, model, info)
+    done = recorder.completed_trials(run_id, model)
+    recorder.record_results(rows)          # repeated, one batch per call
+    recorder.record_priors(run_id, prior_rows)
+    recorder.finish_run(run_id, "completed")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from probekit.store.rows import ResultRow, item_rows, trial_rows
+from probekit.store.store import Store
+
+if TYPE_CHECKING:
+    from probekit.survey.expand import Trial
+    from probekit.survey.schema import Survey
+
+
+@runtime_checkable
+class Recorder(Protocol):
+    """Where a run's records go. Every method is synchronous; async callers use `asyncio.to_thread`."""
+
+    def find_resumable(self, config_hash: str) -> str | None:
+        """The latest unfinished run with this configuration, or None."""
+        ...
+
+    def begin_run(self, run_id: str, config: dict[str, Any], config_hash: str, packages: dict[str, str]) -> None:
+        """Record a new run (status 'running'); `packages` are the versions that shape results."""
+        ...
+
+    def resume_run(self, run_id: str) -> dict[str, Any]:
+        """Mark a stored run 'running' again and return its configuration (KeyError when unknown)."""
+        ...
+
+    def record_survey(self, survey: Survey, survey_hash: str, path: str | None) -> None:
+        """Record a survey spec and its items (once per content hash)."""
+        ...
+
+    def record_trials(self, run_id: str, survey_hash: str, trials: Sequence[Trial]) -> None:
+        """Record trials (once per trial id) and link them to the run."""
+        ...
+
+    def record_model(self, run_id: str, model: str, info: dict[str, Any]) -> None:
+        """Record (or update) what is known about a model of the run."""
+        ...
+
+    def completed_trials(self, run_id: str, model: str) -> set[str]:
+        """Trials of the run with a stored non-error answer for every sample (resume skips them)."""
+        ...
+
+    def record_results(self, rows: Sequence[ResultRow]) -> None:
+        """Record one batch atomically; rows replace rows with the same run × trial × model × sample."""
+        ...
+
+    def record_priors(self, run_id: str, rows: Sequence[dict[str, Any]]) -> None:
+        """Record PriDe position priors of the run (replacing those with the same key)."""
+        ...
+
+    def finish_run(self, run_id: str, status: str) -> None:
+        """Record the run's final status (completed | completed_with_errors | interrupted) and end time."""
+        ...
+
+
+class StoreRecorder:
+    """The Recorder over a DuckDB `Store`: each call opens the file, writes one transaction, closes it."""
+
+    def __init__(self, store: Store | str | Path):
+        self.store = store if isinstance(store, Store) else Store(store)
+
+    def find_resumable(self, config_hash: str) -> str | None:
+        return self.store.resumable_run(config_hash)
+
+    def begin_run(self, run_id: str, config: dict[str, Any], config_hash: str, packages: dict[str, str]) -> None:
+        self.store.create_run(run_id, config, config_hash, packages.get("probekit", "dev"), packages)
+
+    def resume_run(self, run_id: str) -> dict[str, Any]:
+        config = self.store.run_config(run_id)  # KeyError naming the run and the store when unknown
+        self.store.set_run_status(run_id, "running", ended=False)
+        return config
+
+    def record_survey(self, survey: Survey, survey_hash: str, path: str | None) -> None:
+        self.store.register_survey(survey_hash, survey, path, item_rows(survey, survey_hash))
+
+    def record_trials(self, run_id: str, survey_hash: str, trials: Sequence[Trial]) -> None:
+        self.store.add_trials(run_id, survey_hash, trial_rows(trials))
+
+    def record_model(self, run_id: str, model: str, info: dict[str, Any]) -> None:
+        self.store.upsert_model(run_id, model, info)
+
+    def completed_trials(self, run_id: str, model: str) -> set[str]:
+        return self.store.completed_trials(run_id, model)
+
+    def record_results(self, rows: Sequence[ResultRow | Mapping[str, Any]]) -> None:
+        """Also takes mappings (each becomes `ResultRow(**row)`: a misspelt column raises TypeError)."""
+        self.store.write_results(rows)
+
+    def record_priors(self, run_id: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        self.store.write_priors(run_id, rows)
+
+    def finish_run(self, run_id: str, status: str) -> None:
+        self.store.set_run_status(run_id, status, ended=True)
