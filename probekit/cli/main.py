@@ -314,12 +314,11 @@ def status(
     from probekit.store.store import Store
 
     try:
-        frame = Store(store).query(
-            "SELECT model, status, mode, count(*) AS rows FROM results WHERE run_id = ? GROUP BY ALL ORDER BY ALL", [run_id])
-        total = Store(store).query("SELECT count(*) AS trials FROM run_trials WHERE run_id = ?", [run_id])
+        frame = Store(store).run_progress(run_id)
+        total = Store(store).run_trial_count(run_id)
     except FileNotFoundError as error:
         _fail(str(error))
-    typer.echo(f"run {run_id}: {int(total['trials'][0])} trials per model")
+    typer.echo(f"run {run_id}: {total} trials per model")
     _print_frame(frame, "table", 1000)
 
 
