@@ -6,7 +6,7 @@ Measured in one process, model load excluded for all:
 - floor: the exact padded token batches probekit forms (same prompts, same token budget), fed straight to
   `model(...)` with `logits_to_keep=1` under `torch.inference_mode()` — no prompt rendering, tokenization,
   label extraction or result rows. Nothing that scores these prompts can do much better on this model.
-- probekit backend: `HFBackend.score_sync` (chat template, tokenization, batching, forward, label
+- probekit: the scoring layer over `HFBackend` through a runtime (`probekit.runtime.score_sync`: chat template, tokenization, batching, forward, label
   distribution, top-20 logprobs, result rows), prefix sharing off so the token batches match the floor.
 - probekit runner (--runner): the whole `probekit run` path (model load, expansion, DuckDB commits).
 The floor and probekit alternate batch group by batch group on the same prompts, so other load on the
@@ -40,8 +40,10 @@ def main() -> None:
     import torch
 
     from probekit.backends.hf import HFBackend
-    from probekit.runner import RunOptions, run_async
-    from probekit.scoring import ScoringSettings
+    from probekit.pipeline import run_async
+    from probekit.runner import RunOptions
+    from probekit.runtime import score_sync
+    from probekit.scoring import ScoringSettings, trial_prompt
     from probekit.survey.expand import expand
     from probekit.survey.loader import load_survey
 
@@ -53,7 +55,7 @@ def main() -> None:
     print(f"model {args.model} on {info.device} ({info.dtype}), torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"{len(trials)} prompts, token budget {backend.token_budget}")
 
-    encoded = [backend.encode_prompt(backend.prompt_text(t)) for t in trials]
+    encoded = [backend.encode_prompt(backend.prompt_text(trial_prompt(t))) for t in trials]
     batches = backend._batches([len(e) for e in encoded])
     tokens = sum(len(e) for e in encoded)
     padded = sum(len(b) * max(len(encoded[i]) for i in b) for b in batches)
@@ -66,7 +68,7 @@ def main() -> None:
                 logits = backend._lm(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1, use_cache=False).logits
                 torch.log_softmax(logits[:, -1, :].float(), dim=-1)
 
-    backend.score_sync(trials[:8], settings)  # warm-up: first calls allocate buffers
+    score_sync(backend, trials[:8], settings)  # warm-up: first calls allocate buffers
     # Alternate floor and probekit batch group by batch group on the same prompts, so load from other
     # processes on the machine hits both alike; sum the time each spends.
     spent = {"floor": 0.0, "backend": 0.0}
@@ -78,10 +80,10 @@ def main() -> None:
             spent["floor"] += time.perf_counter() - started
             members = [trials[i] for batch in group for i in batch]
             started = time.perf_counter()
-            backend.score_sync(members, settings)
+            score_sync(backend, members, settings)
             spent["backend"] += time.perf_counter() - started
     prompts = len(trials) * args.repeats
-    rows = [("plain PyTorch floor", spent["floor"]), ("probekit HFBackend.score_sync", spent["backend"])]
+    rows = [("plain PyTorch floor", spent["floor"]), ("probekit scoring layer + HF", spent["backend"])]
     if args.runner:
         started = time.perf_counter()
         with tempfile.TemporaryDirectory() as folder:

@@ -128,13 +128,14 @@ class LmEval:
 def probekit_score(backend: Any, trials: list[Any], batch: int) -> tuple[float, float, list[list[dict[str, Any]]]]:
     """Score trials the way the runner does (batches of `batch` in expansion order); wall seconds, process
     CPU seconds, rows."""
+    from probekit.runtime import score_sync
     from probekit.scoring import ScoringSettings
 
     settings = ScoringSettings(mode="logprob")
     rows: list[list[dict[str, Any]]] = []
     started, cpu_started = time.perf_counter(), time.process_time()
     for start in range(0, len(trials), batch):
-        rows += backend.score_sync(trials[start:start + batch], settings)
+        rows += score_sync(backend, trials[start:start + batch], settings)
     return time.perf_counter() - started, time.process_time() - cpu_started, rows
 
 

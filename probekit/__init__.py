@@ -33,7 +33,7 @@ def expand(survey: Survey, **overrides: Any) -> list[Trial]:
 
 
 def run(survey_paths: Any, options: RunOptions | None = None, **kwargs: Any) -> RunSummary:
-    from probekit.runner import run as _run
+    from probekit.pipeline import run as _run
 
     return _run(survey_paths if isinstance(survey_paths, list | tuple) else [survey_paths], options, **kwargs)
 

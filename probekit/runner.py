@@ -1,31 +1,25 @@
-"""The runner: the only place that calls backends. It schedules batches per model with bounded
-concurrency, retries transient faults (exponential backoff with jitter, honouring Retry-After), records
-what still fails as errors (never as answers), commits results in small batches and resumes runs."""
+"""The runner: executes a run's trials on its models. Every model gets a runtime (probekit.runtime: retries,
+cache, concurrency, rate limits, probes) and the models proceed concurrently (API models overlap each other
+and a local model); trials are scored by the scoring layer (probekit.scoring) in batches, what still fails
+is recorded as errors (never as answers), and results reach the recorder in small batches, so a killed run
+resumes without loss or duplicates. Planning a run (inputs, configuration, resume, post-run tables) is
+probekit.pipeline's job."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
-import random
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from importlib import metadata
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
-from ulid import ULID
-
 from probekit.backends import Backend, BackendError, make_backend
-from probekit.scoring import ScoringSettings
-from probekit.store.store import Store
-from probekit.survey.expand import Trial, expand
-from probekit.survey.loader import load_survey
-from probekit.survey.schema import Survey
-
-TRACKED_PACKAGES = ("probekit", "transformers", "torch", "litellm", "duckdb", "numpy", "llama_cpp_python")
+from probekit.runtime import ModelRuntime, RetryPolicy
+from probekit.scoring import ScoringSettings, score_trials, supported_modes
+from probekit.store.recorder import Recorder
+from probekit.store.rows import ResultRow
+from probekit.survey.expand import Trial
 
 
 @dataclass
@@ -56,6 +50,9 @@ class RunOptions:
     prior_from: str | None = None
     """PriDe: reuse the position prior stored with this run (same models); orders default to identity."""
 
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(self.max_attempts, self.backoff_base, self.backoff_max)
+
 
 @dataclass
 class ModelSummary:
@@ -68,6 +65,8 @@ class ModelSummary:
     error: int = 0
     seconds: float = 0.0
     errors_by_class: dict[str, int] = field(default_factory=dict)
+    cache_hits: int = 0
+    calls: int = 0
 
 
 @dataclass
@@ -83,82 +82,17 @@ class RunSummary:
         return sum(m.error for m in self.models)
 
 
-def survey_hash(survey: Survey) -> str:
-    return hashlib.sha256(survey.model_dump_json().encode()).hexdigest()
-
-
-def package_versions() -> dict[str, str]:
-    versions = {}
-    for name in TRACKED_PACKAGES:
-        try:
-            versions[name] = metadata.version(name.replace("_", "-"))
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
-
-
-def scoring_settings(survey: Survey, options: RunOptions) -> ScoringSettings:
-    scoring = survey.scoring
-    return ScoringSettings(
-        mode=options.mode or scoring.mode,
-        samples=options.samples or scoring.samples,
-        temperature=scoring.temperature if options.temperature is None else options.temperature,
-        max_tokens=scoring.max_tokens,
-        reasoning_max_tokens=scoring.reasoning_max_tokens,
-        seed=options.seed,
-        fallback=scoring.fallback,
-        patterns=survey.matcher.patterns,
-        refusals=survey.matcher.refusals,
-    )
-
-
-def item_rows(survey: Survey, digest: str) -> list[dict[str, Any]]:
-    from probekit.survey.expand import item_options
-
-    rows = []
-    for item in survey.items:
-        options = item_options(survey, item)
-        rows.append({
-            "survey_hash": digest, "survey_id": survey.id, "item_id": item.id, "n_options": len(options),
-            "option_texts": [o.text for o in options], "option_values": [o.value for o in options],
-            "option_polarities": [o.polarity for o in options], "option_refusal": [o.refusal for o in options],
-            "gold": item.gold, "keyed": item.keyed, "position_dependent": item.position_dependent,
-            "fields": json.dumps(item.fields), "meta": json.dumps(item.meta, default=str),
-        })
-    return rows
-
-
-def trial_rows(trials: Sequence[Trial]) -> list[dict[str, Any]]:
-    return [{
-        "trial_id": t.trial_id, "survey_id": t.survey_id, "item_id": t.item_id, "template_id": t.template_id,
-        "paraphrase_id": t.paraphrase_id, "factors": json.dumps(t.factors), "option_order": list(t.order),
-        "label_scheme": t.label_scheme, "labels": list(t.labels), "reasoning": t.reasoning,
-        "messages": json.dumps([m.model_dump() for m in t.messages]), "completion_prompt": t.completion_prompt,
-        "followups": json.dumps([f.model_dump() for f in t.followups]),
-    } for t in trials]
-
-
-def _wait(options: RunOptions) -> Callable[[RetryCallState], float]:
-    def wait(state: RetryCallState) -> float:
-        error = state.outcome.exception() if state.outcome else None
-        if isinstance(error, BackendError) and error.retry_after is not None:
-            return min(error.retry_after, options.backoff_max)
-        exponential = options.backoff_base * 2 ** (state.attempt_number - 1)
-        return float(min(options.backoff_max, random.uniform(0, exponential)))  # full jitter
-    return wait
-
-
 class _Writer:
-    """Buffers result rows and commits them in small transactions (time- or size-triggered)."""
+    """Buffers result rows and hands them to the recorder in small transactions (time- or size-triggered)."""
 
-    def __init__(self, store: Store, options: RunOptions):
-        self.store = store
+    def __init__(self, recorder: Recorder, options: RunOptions):
+        self.recorder = recorder
         self.options = options
-        self.buffer: list[dict[str, Any]] = []
+        self.buffer: list[ResultRow] = []
         self.last_flush = time.monotonic()
         self.lock = asyncio.Lock()
 
-    async def add(self, rows: list[dict[str, Any]]) -> None:
+    async def add(self, rows: list[ResultRow]) -> None:
         self.buffer.extend(rows)
         if len(self.buffer) >= self.options.flush_rows or time.monotonic() - self.last_flush >= self.options.flush_seconds:
             await self.flush()
@@ -168,201 +102,114 @@ class _Writer:
             if not self.buffer:
                 return
             rows, self.buffer = self.buffer, []
-            await asyncio.to_thread(self.store.write_results, rows)
+            await asyncio.to_thread(self.recorder.record_results, rows)
             self.last_flush = time.monotonic()
 
 
-async def _run_model(
-    backend: Backend, run_id: str, trials: list[Trial], settings_by_survey: dict[str, ScoringSettings],
-    store: Store, writer: _Writer, options: RunOptions,
-) -> ModelSummary:
-    summary = ModelSummary(model=backend.model, total=len(trials))
+def effective_settings(model: str, runtime_modes: set[str], settings_by_survey: dict[str, ScoringSettings]) -> dict[str, ScoringSettings]:
+    """Each survey's settings on this model: a logprob survey on a model without logprobs falls back to its
+    fallback (sampling; recorded per row as mode='sample', never silently mixed) or is an error."""
+    out = {}
+    for survey_id, settings in settings_by_survey.items():
+        if settings.mode == "logprob" and "logprob" not in runtime_modes:
+            if settings.fallback == "error":
+                raise RuntimeError(f"{model} returns no logprobs and survey {survey_id} sets fallback: error")
+            settings = replace(settings, mode="sample")
+        if settings.mode not in runtime_modes:
+            raise RuntimeError(f"{model} cannot run {settings.mode} mode (survey {survey_id}); it supports "
+                               f"{', '.join(sorted(runtime_modes)) or 'nothing'}: choose another --mode or model")
+        out[survey_id] = settings
+    return out
+
+
+async def _run_model(runtime: ModelRuntime, run_id: str, trials: list[Trial], settings_by_survey: dict[str, ScoringSettings],
+                     recorder: Recorder, writer: _Writer, options: RunOptions) -> ModelSummary:
+    model = runtime.model
+    summary = ModelSummary(model=model, total=len(trials))
     started = time.perf_counter()
-    info = await backend.start()
-    if info.logprobs_supported is False:
-        for survey_id, settings in settings_by_survey.items():
-            if settings.mode == "logprob":
-                if settings.fallback == "error":
-                    raise RuntimeError(f"{backend.model} returns no logprobs and survey {survey_id} sets fallback: error")
-                # Recorded per row (mode='sample'), never silently mixed.
-                settings_by_survey[survey_id] = ScoringSettings(**{**settings.__dict__, "mode": "sample"})
-    await asyncio.to_thread(store.upsert_model, run_id, backend.model, info.as_row())
-    done = await asyncio.to_thread(store.completed_trials, run_id, backend.model)
+    info = await runtime.start()
+    settings_by_survey = effective_settings(model, supported_modes(info.capabilities), settings_by_survey)
+    await asyncio.to_thread(recorder.record_model, run_id, model, info.as_row())
+    done = await asyncio.to_thread(recorder.completed_trials, run_id, model)
     pending = [t for t in trials if t.trial_id not in done]
     summary.skipped = len(trials) - len(pending)
-    # Group by survey (scoring settings) and keep expansion order inside a group.
+    # Scoring batches: the backend's batch size (one trial per task for API models), grouped by survey
+    # (scoring settings), expansion order kept inside a group.
+    size = max(1, runtime.backend.max_batch)
     batches: list[tuple[ScoringSettings, list[Trial]]] = []
     for survey_id, settings in settings_by_survey.items():
         group = [t for t in pending if t.survey_id == survey_id]
-        for start in range(0, len(group), backend.max_batch):
-            batches.append((settings, group[start:start + backend.max_batch]))
-    semaphore = asyncio.Semaphore(backend.concurrency)
+        batches.extend((settings, group[start:start + size]) for start in range(0, len(group), size))
     progress_done = summary.skipped
+    seen_names: set[str] = set()
+    seen_fingerprints: set[str] = set()
 
     async def one_batch(settings: ScoringSettings, batch: list[Trial]) -> None:
         nonlocal progress_done
-        async with semaphore:
-            attempts = 0
-            try:
-                async for attempt in AsyncRetrying(
-                    stop=stop_after_attempt(options.max_attempts),
-                    wait=_wait(options),
-                    retry=retry_if_exception(lambda e: isinstance(e, BackendError) and e.retryable),
-                    reraise=True,
-                ):
-                    with attempt:
-                        attempts = attempt.retry_state.attempt_number
-                        per_trial = await backend.score(batch, settings)
-                rows = []
-                for trial, trial_result in zip(batch, per_trial):
-                    for row in trial_result:
-                        rows.append({**row, "run_id": run_id, "trial_id": trial.trial_id, "model": backend.model, "attempts": attempts})
-                        status = row.get("status", "ok")
-                        setattr(summary, status, getattr(summary, status) + 1)
-            except BackendError as error:
-                rows = [_error_row(run_id, trial, backend.model, error.error_class, str(error), attempts) for trial in batch]
-                summary.error += len(batch)
-                summary.errors_by_class[error.error_class] = summary.errors_by_class.get(error.error_class, 0) + len(batch)
-            except Exception as error:  # a bug or an unexpected provider response: record, do not answer
-                rows = [_error_row(run_id, trial, backend.model, type(error).__name__, str(error), attempts) for trial in batch]
-                summary.error += len(batch)
-                name = type(error).__name__
-                summary.errors_by_class[name] = summary.errors_by_class.get(name, 0) + len(batch)
-            await writer.add(rows)
-            progress_done += len(batch)
-            if options.progress:
-                options.progress(backend.model, progress_done, summary.total, summary.error)
+        try:
+            per_trial = await score_trials(runtime, batch, settings)
+            rows = []
+            for trial_rows in per_trial:
+                for row in trial_rows:
+                    row.run_id, row.model = run_id, model
+                    rows.append(row)
+                    setattr(summary, row.status, getattr(summary, row.status) + 1)
+                    if row.resolved_model:
+                        seen_names.add(row.resolved_model)
+                    if row.system_fingerprint:
+                        seen_fingerprints.add(row.system_fingerprint)
+        except Exception as error:  # a provider fault after retries, or a bug: recorded, never an answer
+            error_class = error.error_class if isinstance(error, BackendError) else type(error).__name__
+            attempts = getattr(error, "attempts", 1)
+            rows = [error_row(run_id, trial, model, error_class, str(error), attempts) for trial in batch]
+            summary.error += len(batch)
+            summary.errors_by_class[error_class] = summary.errors_by_class.get(error_class, 0) + len(batch)
+        await writer.add(rows)
+        progress_done += len(batch)
+        if options.progress:
+            options.progress(model, progress_done, summary.total, summary.error)
 
     if options.progress:
-        options.progress(backend.model, progress_done, summary.total, 0)
+        options.progress(model, progress_done, summary.total, 0)
     try:
         await asyncio.gather(*(one_batch(s, b) for s, b in batches))
     finally:
         await writer.flush()
-        await backend.close()
-    await asyncio.to_thread(_record_versions, store, run_id, backend.model, info)
+    if seen_names or seen_fingerprints:
+        # The provider's resolved names and fingerprints seen in this run (a provider may switch snapshots).
+        row = info.as_row()
+        row["resolved_names"], row["system_fingerprints"] = sorted(seen_names), sorted(seen_fingerprints)
+        if info.backend not in ("hf", "fake"):  # local models keep their path and weights hash
+            row["resolved_name"] = ", ".join(sorted(seen_names)) or row["resolved_name"]
+            row["revision"] = ", ".join(sorted(seen_fingerprints)) or row["revision"]
+        await asyncio.to_thread(recorder.record_model, run_id, model, row)
+    summary.cache_hits, summary.calls = runtime.cache.hits, runtime.calls
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-def _record_versions(store: Store, run_id: str, model: str, info: Any) -> None:
-    """Store the distinct resolved model names and system fingerprints the provider reported in this run
-    (a provider may switch snapshots mid-run) in the models table."""
-    seen = store.query(
-        "SELECT coalesce(list(DISTINCT resolved_model) FILTER (WHERE resolved_model IS NOT NULL), []) AS names, "
-        "coalesce(list(DISTINCT system_fingerprint) FILTER (WHERE system_fingerprint IS NOT NULL), []) AS fingerprints "
-        "FROM results WHERE run_id = ? AND model = ?", [run_id, model])
-    names = sorted(str(n) for n in seen["names"][0])
-    fingerprints = sorted(str(f) for f in seen["fingerprints"][0])
-    if not names and not fingerprints:
-        return
-    row = info.as_row()
-    row["resolved_names"], row["system_fingerprints"] = names, fingerprints
-    if info.backend != "hf":  # local models keep their path and weights hash
-        row["resolved_name"] = ", ".join(names) or row["resolved_name"]
-        row["revision"] = ", ".join(fingerprints) or row["revision"]
-    store.upsert_model(run_id, model, row)
+def error_row(run_id: str, trial: Trial, model: str, error_class: str, message: str, attempts: int) -> ResultRow:
+    return ResultRow(run_id=run_id, trial_id=trial.trial_id, model=model, sample_index=0, status="error", mode="none",
+                     error_class=error_class, error_message=message[:2000], attempts=attempts)
 
 
-def _error_row(run_id: str, trial: Trial, model: str, error_class: str, message: str, attempts: int) -> dict[str, Any]:
-    return {
-        "run_id": run_id, "trial_id": trial.trial_id, "model": model, "sample_index": 0, "status": "error",
-        "mode": "none", "error_class": error_class, "error_message": message[:2000], "attempts": attempts,
-    }
-
-
-def run_config(surveys: list[tuple[Survey, str]], options: RunOptions) -> dict[str, Any]:
-    """The configuration stored with the run (no secrets: keys live only in the environment)."""
-    return {
-        "surveys": [{"id": s.id, "hash": h} for s, h in surveys],
-        "models": sorted(options.models),
-        "limit": options.limit, "orders": options.orders, "mode": options.mode, "samples": options.samples,
-        "temperature": options.temperature, "reasoning": options.reasoning, "seed": options.seed,
-        # Only present for experiment runs, so configurations (and auto-resume) of plain runs are unchanged.
-        **({"experiment": options.experiment} if options.experiment else {}),
-        **({"prior_from": options.prior_from} if options.prior_from else {}),
-        # Where an API model is served shapes its answers: a run never resumes against another endpoint.
-        # Only these keys are recorded (names of key variables may be, key values never are).
-        **({"endpoints": endpoints} if (endpoints := _endpoints(options)) else {}),
-    }
-
-
-RESULT_SHAPING_OPTIONS = ("api_base", "transport", "top_logprobs", "models_config", "api_key_env")
-
-
-def _endpoints(options: RunOptions) -> dict[str, dict[str, Any]]:
-    return {
-        model: {key: str(value) for key, value in sorted(settings.items()) if key in RESULT_SHAPING_OPTIONS and value is not None}
-        for model, settings in sorted(options.backend_options.items())
-        if any(key in RESULT_SHAPING_OPTIONS and value is not None for key, value in settings.items())
-    }
-
-
-async def run_async(survey_paths: Sequence[str | Path | Survey], options: RunOptions) -> RunSummary:
-    """Run surveys on models into the store; resumes an unfinished run with the same configuration."""
-    surveys: list[tuple[Survey, str, str | None]] = []
-    for entry in survey_paths:
-        survey = entry if isinstance(entry, Survey) else load_survey(entry)
-        surveys.append((survey, survey_hash(survey), None if isinstance(entry, Survey) else str(entry)))
-    all_trials: list[Trial] = []
-    per_survey_trials: dict[str, list[Trial]] = {}
-    for survey, _digest, _path in surveys:
-        # With a reused PriDe prior every item is asked once, unless orders are given explicitly.
-        policy = options.orders or ("identity" if options.prior_from else None)
-        trials = expand(survey, policy=policy, reasoning_modes=options.reasoning, limit=options.limit, seed=options.seed)  # type: ignore[arg-type]
-        per_survey_trials[survey.id] = trials
-        all_trials.extend(trials)
-    config = run_config([(s, h) for s, h, _ in surveys], options)
-    config_hash = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
-    store = Store(options.store)
-    prior_rows: list[dict[str, Any]] = []
-    if options.prior_from:
-        from probekit.analysis.pride import source_priors
-
-        # Checked before the run exists: a model without a stored prior is an error, not a silent no-op.
-        prior_rows = await asyncio.to_thread(source_priors, store, options.prior_from, options.models)
-    run_id = options.resume or (None if options.new_run else await asyncio.to_thread(store.resumable_run, config_hash))
-    resumed = run_id is not None
-    if run_id is None:
-        run_id = str(ULID())
-        await asyncio.to_thread(store.create_run, run_id, config, config_hash, package_versions().get("probekit", "dev"), package_versions())
-    else:
-        stored = await asyncio.to_thread(store.run_config, run_id)
-        if options.resume and stored.get("surveys") != config["surveys"]:
-            raise ValueError(f"run {run_id} was made with other surveys or settings; resume it with the same arguments")
-        await asyncio.to_thread(store.set_run_status, run_id, "running", False)
-    for survey, digest, path in surveys:
-        await asyncio.to_thread(store.register_survey, digest, survey, path, item_rows(survey, digest))
-        await asyncio.to_thread(store.add_trials, run_id, digest, trial_rows(per_survey_trials[survey.id]))
-    if prior_rows:
-        from probekit.analysis.pride import save_priors
-
-        await asyncio.to_thread(save_priors, store, run_id, prior_rows)
-    settings = {s.id: scoring_settings(s, options) for s, _, _ in surveys}
-    writer = _Writer(store, options)
-    summaries: list[ModelSummary] = []
-    status = "interrupted"
+async def execute(run_id: str, trials: list[Trial], settings_by_survey: dict[str, ScoringSettings], recorder: Recorder,
+                  options: RunOptions, backends: dict[str, Backend] | None = None) -> list[ModelSummary]:
+    """Run every trial on every model of `options.models`, the models concurrently. A model that cannot
+    start (load failure, failed probe, unsupported mode) stops the run with its error after the others'
+    completed work is recorded."""
+    writer = _Writer(recorder, options)
+    runtimes = [ModelRuntime((backends or {}).get(model) or make_backend(model, options.backend_options.get(model)),
+                             options.retry_policy()) for model in options.models]
     try:
-        for model in options.models:
-            backend = make_backend(model, options.backend_options.get(model))
-            summaries.append(await _run_model(backend, run_id, all_trials, dict(settings), store, writer, options))
-        await writer.flush()
-        if any(t.order != tuple(range(len(t.order))) for t in all_trials):
-            from probekit.analysis.pride import store_run_priors
-
-            # Store the PriDe position prior with the run, so `--prior-from RUN` can reuse it later.
-            await asyncio.to_thread(store_run_priors, store, run_id, seed=options.seed)
-        status = "completed" if sum(s.error for s in summaries) == 0 else "completed_with_errors"
+        results = await asyncio.gather(
+            *(_run_model(rt, run_id, trials, dict(settings_by_survey), recorder, writer, options) for rt in runtimes),
+            return_exceptions=True)
     finally:
         await writer.flush()
-        await asyncio.to_thread(store.set_run_status, run_id, status)
-    return RunSummary(run_id=run_id, resumed=resumed, store=options.store, trials=len(all_trials), models=summaries)
-
-
-def run(survey_paths: Sequence[str | Path | Survey], options: RunOptions | None = None, **kwargs: Any) -> RunSummary:
-    """Synchronous entry point: `probekit.run(["surveys/x.yaml"], models=["smollm2"])`."""
-    if options is None:
-        if "store" in kwargs:
-            kwargs["store"] = Path(kwargs["store"])
-        options = RunOptions(**kwargs)
-    return asyncio.run(run_async(survey_paths, options))
+        for runtime in runtimes:
+            await runtime.close()
+    failures = [r for r in results if isinstance(r, BaseException)]
+    if failures:
+        raise failures[0]
+    return [r for r in results if isinstance(r, ModelSummary)]

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from probekit.runner import RunOptions, run
+from probekit.pipeline import run
+from probekit.runner import RunOptions
 from probekit.store.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -108,7 +109,7 @@ def test_spec_errors_stop_before_any_model_call(tmp_path: Path) -> None:
 
 
 def test_api_endpoint_is_part_of_the_run_configuration() -> None:
-    from probekit.runner import run_config
+    from probekit.pipeline import run_config
     from probekit.survey.loader import load_survey
 
     survey = load_survey(STARTER)

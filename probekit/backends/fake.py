@@ -1,23 +1,32 @@
 """A scriptable fake backend for fast unit tests of the runner and analysis (never for end-to-end claims).
 
 Its answers follow a known generative model, P_obs(position i) ∝ prior(i) · content(option), so tests can
-check metrics and debiasing against ground truth. Model key: `fake:NAME?fail=0.3&delay=0.01&prior=4,2,1,1`.
+check metrics and debiasing against ground truth. It reads the trial from the request's `context` (real
+engines read only the prompt). Model key: `fake:NAME?fail=0.3&delay=0.01&prior=4,2,1,1`.
 - content preference: a deterministic function of (NAME, item, canonical option), or `gold=0.9` for mcq;
 - `prior`: position weights (normalised);
-- `fail`: probability that a call raises a retryable fault (decided per trial and attempt, seeded);
-- `fatal`: probability of a non-retryable fault; `delay`: seconds per call; `nologprobs=1`: sample only.
+- `fail`: probability that a call raises a retryable fault (decided per call content and attempt, seeded);
+- `fatal`: probability of a non-retryable fault; `delay`: seconds per call; `nologprobs=1`: sample only;
+- `engine=api`: behave like an API model (top-k logprobs of generated tokens, probed at start, one request
+  per call, no native n) instead of an exact local engine; `batch`, `concurrency`: its declared limits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import random
 from collections import Counter
+from collections.abc import Sequence
+from typing import Any
 from urllib.parse import parse_qsl
 
-from probekit.backends.base import Backend, BackendError, ModelInfo, ResultRow
-from probekit.scoring import ScoringSettings, distribution_fields, one_hot
+from probekit.backends.answer_reading import TokenLogprobs
+from probekit.backends.base import (
+    Backend, BackendError, Capabilities, ContinuationRequest, ContinuationScores, Generation, GenerateRequest, LabelRequest,
+    LabelScores, ModelInfo, Provenance,
+)
 from probekit.survey.expand import Trial
 
 
@@ -41,14 +50,22 @@ class FakeBackend(Backend):
         self.prior = [float(x) for x in params["prior"].split(",")] if "prior" in params else None
         self.gold_strength = float(params["gold"]) if "gold" in params else None
         self.logprobs = params.get("nologprobs", "0") != "1"
-        self.max_batch = int(params.get("batch", 8))
+        self.api = params.get("engine", "local") == "api"
+        self.max_batch = int(params.get("batch", 1 if self.api else 8))
         self.concurrency = int(params.get("concurrency", 4))
         self.attempts: Counter[str] = Counter()
         self.gold: dict[str, int] = {}
 
     async def start(self) -> ModelInfo:
-        return ModelInfo(backend="fake", resolved_name=f"fake/{self.name}", revision="1", logprobs_supported=self.logprobs)
+        if self.api:
+            capabilities = Capabilities(top_logprobs=None if self.logprobs else 0, generate=True)
+        else:
+            capabilities = Capabilities(label_logprobs=self.logprobs, top_logprobs=20 if self.logprobs else 0, generate=True,
+                                        continuation=True, native_samples=True)
+        return ModelInfo(backend="fake", resolved_name=f"fake/{self.name}", revision="1", capabilities=capabilities,
+                         details={"top_logprobs": 20})
 
+    # -- the generative model -----------------------------------------------------------------------
     def content_weights(self, trial: Trial) -> list[float]:
         """Preference for each canonical option, independent of where it is shown."""
         gold = self.gold.get(trial.item_id)
@@ -64,33 +81,68 @@ class FakeBackend(Backend):
         total = sum(weights)
         return [w / total for w in weights]
 
-    async def score(self, trials: list[Trial], settings: ScoringSettings) -> list[list[ResultRow]]:
+    async def _call(self, requests: Sequence[Any], kind: str) -> None:
+        """Delay and scripted faults for one call (decided by its content and attempt number)."""
         if self.delay:
             await asyncio.sleep(self.delay)
-        key = ",".join(t.trial_id for t in trials)
+        key = kind + ":" + ",".join(f"{_need(r).trial_id}/{getattr(r, 'sample', 0)}" for r in requests)
         self.attempts[key] += 1
-        attempt = self.attempts[key]
         if _unit(self.name, "fatal", key) < self.fatal:
             raise BackendError("bad_request", "fake: invalid request (injected)", retryable=False)
-        if _unit(self.name, "fail", key, attempt) < self.fail:
+        if _unit(self.name, "fail", key, self.attempts[key]) < self.fail:
             raise BackendError("rate_limit", "fake: 429 Too Many Requests (injected)", retryable=True, retry_after=0.0)
-        rows: list[list[ResultRow]] = []
-        for trial in trials:
+
+    # -- primitives -----------------------------------------------------------------------------------
+    async def label_logprobs(self, requests: list[LabelRequest]) -> list[LabelScores]:
+        if not self.logprobs or self.api:
+            return await super().label_logprobs(requests)
+        await self._call(requests, "label")
+        # Valid mass below 1: some probability goes to tokens outside the labels, as with real models.
+        return [LabelScores([p * 0.9 for p in self.shown_probs(_need(r))], None, Provenance(resolved_model=f"fake/{self.name}"))
+                for r in requests]
+
+    async def generate(self, requests: list[GenerateRequest]) -> list[list[Generation]]:
+        await self._call(requests, "generate")
+        outputs = []
+        for request in requests:
+            trial = _need(request)
             probs = self.shown_probs(trial)
-            if settings.mode == "sample" or not self.logprobs:
-                rng = random.Random(f"{settings.seed}:{trial.trial_id}")
-                samples = []
-                for k in range(settings.samples):
-                    position = rng.choices(range(trial.n_options), weights=probs)[0]
-                    canonical = trial.order[position]
-                    samples.append({
-                        "sample_index": k, "mode": "sample", "status": "ok", "choice": canonical,
-                        "distribution": one_hot(trial.n_options, canonical), "raw_text": trial.labels[position],
-                    })
-                rows.append(samples)
-            else:
-                # Valid mass below 1: some probability goes to tokens outside the labels, as with real models.
-                mass = 0.9
-                rows.append([{**distribution_fields([p * mass for p in probs], trial.order), "sample_index": 0,
-                              "mode": "logprob", "raw_text": None}])
-        return rows
+            provenance = Provenance(resolved_model=f"fake/{self.name}", prompt_tokens=10, completion_tokens=1)
+            if request.temperature <= 0:
+                best = max(range(trial.n_options), key=lambda k: probs[k])
+                tokens = _tokens(trial.labels, probs, best, request.top_logprobs) if request.top_logprobs and self.logprobs else None
+                outputs.append([Generation(trial.labels[best], tokens, provenance)] * request.n)
+                continue
+            rng = random.Random(f"{request.seed}:{request.sample}")
+            positions = [rng.choices(range(trial.n_options), weights=probs)[0] for _ in range(request.n)]
+            outputs.append([Generation(trial.labels[p], _tokens(trial.labels, probs, p, request.top_logprobs)
+                                       if request.top_logprobs and self.logprobs else None, provenance) for p in positions])
+        return outputs
+
+    async def continuation_logprobs(self, requests: list[ContinuationRequest]) -> list[ContinuationScores]:
+        if self.api:
+            return await super().continuation_logprobs(requests)
+        await self._call(requests, "continuation")
+        return [ContinuationScores([[math.log(p)] for p in self.shown_probs(_need(r))]) for r in requests]
+
+
+def _trial(request: Any) -> Trial | None:
+    context = getattr(request, "context", None)
+    return context if isinstance(context, Trial) else None
+
+
+def _need(request: Any) -> Trial:
+    trial = _trial(request)
+    if trial is None:  # the runtime's capability probe carries no trial: answer "A" with logprobs
+        return _PROBE
+    return trial
+
+
+def _tokens(labels: Sequence[str], probs: Sequence[float], chosen: int, top_k: int) -> list[TokenLogprobs]:
+    top = sorted(((label, math.log(p)) for label, p in zip(labels, probs)), key=lambda pair: -pair[1])[:top_k]
+    return [TokenLogprobs(labels[chosen], math.log(probs[chosen]), tuple(top))]
+
+
+_PROBE = Trial(trial_id="probe", survey_id="probe", item_id="probe", template_id="probe", paraphrase_id="p0", order=(0, 1),
+               label_scheme="letters", labels=("A", "B"), shown_options=("A", "B"), reasoning="direct", messages=(),
+               completion_prompt="", answer_prefix="Answer:")

@@ -1,14 +1,15 @@
-"""Local models through Hugging Face transformers (CUDA when present, CPU otherwise).
+"""Local models through Hugging Face transformers (CUDA when present, CPU otherwise): the primitives only.
 
-logprob mode reads the answer-label distribution from one forward pass per prompt, computing only the
-last position's logits (`logits_to_keep=1`); prompts are batched by a token budget with left padding and
-explicit position ids, so a prompt's numbers do not depend on what it is batched with.
+`label_logprobs` reads P(label) from one forward pass per prompt, computing only the last position's
+logits (`logits_to_keep=1`); prompts are batched by a token budget with left padding and explicit position
+ids, so a prompt's numbers do not depend on what it is batched with, and the option orders of one item
+share their prompt prefix's key/value cache. `generate` and `continuation_logprobs` are batched the same
+way. The scoring modes built on these live in probekit.scoring.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import inspect
 import math
 import time
@@ -16,18 +17,18 @@ from collections.abc import Hashable, Sequence
 from functools import lru_cache
 from typing import Any
 
-from probekit.backends.base import Backend, ModelInfo, ResultRow
+from probekit.backends.base import (
+    Backend, Capabilities, ContinuationRequest, ContinuationScores, Generation, GenerateRequest, LabelRequest, LabelScores,
+    ModelInfo, Prompt, Provenance,
+)
 from probekit.backends.hf_loader import load_model, resolve_local
-from probekit.scoring import ScoringSettings, distribution_fields, sample_row
-from probekit.survey.expand import Trial
 from probekit.survey.labels import label_variants
-from probekit.survey.permutations import to_canonical
 
 TOP_LOGPROBS = 20
 
 
 class HFBackend(Backend):
-    """A transformers causal LM: logprob, sample, sequence and reasoning modes."""
+    """A transformers causal LM: exact next-token label logprobs, generation, continuation log-likelihoods."""
 
     def __init__(self, model: str, *, token_budget: int | None = None, device: str | None = None, max_batch: int = 64,
                  share_prefix: bool = True, chat_template: bool | None = None):
@@ -43,10 +44,11 @@ class HFBackend(Backend):
         self._token_budget = token_budget
         self._lm: Any = None
         self._tok: Any = None
+        self._info: ModelInfo | None = None
 
     # -- loading ------------------------------------------------------------------------------------
     async def start(self) -> ModelInfo:
-        return await asyncio.to_thread(self.load)
+        return self._info if self._info is not None else await asyncio.to_thread(self.load)
 
     def load(self) -> ModelInfo:
         import torch
@@ -56,21 +58,26 @@ class HFBackend(Backend):
         source = resolve_local(self.model)
         started = time.perf_counter()
         self._lm, self._tok, details = load_model(source, device, dtype)
+        if self._chat_template is True and not getattr(self._tok, "chat_template", None):
+            raise ValueError(f"{self.model} has no chat template but chat_template: true was asked for; "
+                             "drop the option to use plain completion prompts")
         self.device = device
         self.token_budget = self._token_budget or (65536 if device.startswith("cuda") else 4096)
         details["load_seconds"] = round(time.perf_counter() - started, 2)
         details["chat_template"] = self.is_chat
         details["torch"] = torch.__version__
-        return ModelInfo(
+        self._info = ModelInfo(
             backend="hf",
             resolved_name=str(source.gguf_path or source.location),
             revision=details.get("weights_sha256"),
             weights_sha256=details.pop("weights_sha256", None),
             dtype=str(dtype).removeprefix("torch."),
             device=device,
-            logprobs_supported=True,
+            capabilities=Capabilities(label_logprobs=True, top_logprobs=TOP_LOGPROBS, generate=True, continuation=True,
+                                      continuation_separator="" if self.is_chat else " ", native_samples=True),
             details=details,
         )
+        return self._info
 
     @property
     def is_chat(self) -> bool:
@@ -79,15 +86,14 @@ class HFBackend(Backend):
         return bool(getattr(self._tok, "chat_template", None))
 
     # -- prompt text --------------------------------------------------------------------------------
-    def prompt_text(self, trial: Trial, extra_messages: Sequence[dict[str, str]] = ()) -> str:
-        """The exact text the model sees before the answer (chat template when the model has one)."""
+    def prompt_text(self, prompt: Prompt) -> str:
+        """The exact text the model sees before the answer (chat template when the model has one), followed
+        by the start of the answer the prompt carries."""
         if self.is_chat:
-            messages = [m.model_dump() for m in trial.messages] + list(extra_messages)
-            return str(self._tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))
-        text = trial.completion_prompt
-        for message in extra_messages:
-            text += ("\n" + message["content"]) if message["role"] == "user" else (" " + message["content"])
-        return text
+            text = str(self._tok.apply_chat_template(prompt.message_dicts(), add_generation_prompt=True, tokenize=False))
+        else:
+            text = prompt.completion
+        return text + prompt.assistant_prefix
 
     def encode_prompt(self, text: str) -> list[int]:
         # Chat-template text already holds its special tokens; plain prompts get the tokenizer's BOS.
@@ -253,7 +259,7 @@ class HFBackend(Backend):
                               logits_to_keep=1, **{cache_argument: sub_cache}).logits
             out[rows] = torch.log_softmax(logits[:, -1, :].float(), dim=-1).cpu()
 
-    def continuation_logprobs(self, pairs: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[list[float]]:
+    def continuation_logprobs_ids(self, pairs: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[list[float]]:
         """Per-token log P(continuation | prompt) for each (prompt ids, continuation ids) pair."""
         import torch
 
@@ -273,7 +279,7 @@ class HFBackend(Backend):
                     results[index] = window.gather(1, target[:, None]).squeeze(1).cpu().tolist()
         return results
 
-    def generate(self, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, temperature: float,
+    def generate_ids(self, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, temperature: float,
                  num_return_sequences: int = 1, seed: int | None = None) -> list[list[str]]:
         """Generated continuations (decoded), `num_return_sequences` per prompt."""
         import torch
@@ -299,171 +305,89 @@ class HFBackend(Backend):
                     outputs[index] = chunk * (num_return_sequences if not sample else 1)
         return outputs
 
-    # -- modes --------------------------------------------------------------------------------------
-    async def score(self, trials: list[Trial], settings: ScoringSettings) -> list[list[ResultRow]]:
-        return await asyncio.to_thread(self.score_sync, trials, settings)
+    # -- primitives -----------------------------------------------------------------------------------
+    async def label_logprobs(self, requests: list[LabelRequest]) -> list[LabelScores]:
+        return await asyncio.to_thread(self.label_logprobs_sync, requests)
 
-    def score_sync(self, trials: list[Trial], settings: ScoringSettings) -> list[list[ResultRow]]:
+    async def generate(self, requests: list[GenerateRequest]) -> list[list[Generation]]:
+        return await asyncio.to_thread(self.generate_sync, requests)
+
+    async def continuation_logprobs(self, requests: list[ContinuationRequest]) -> list[ContinuationScores]:
+        return await asyncio.to_thread(self.continuation_sync, requests)
+
+    def label_logprobs_sync(self, requests: Sequence[LabelRequest]) -> list[LabelScores]:
+        """P(label) per request from one forward pass (single-token labels: all token variants of a label
+        summed) or by teacher forcing (labels without a single-token form)."""
         started = time.perf_counter()
-        if settings.mode == "logprob":
-            rows = self._score_logprob(trials, settings)
-        elif settings.mode == "sample":
-            rows = self._score_sample(trials, settings)
-        elif settings.mode == "sequence":
-            rows = self._score_sequence(trials)
-        else:
-            raise ValueError(f"unknown scoring mode {settings.mode!r}")
-        per_trial_ms = (time.perf_counter() - started) * 1000 / max(1, len(trials))
-        for trial_rows in rows:
-            for row in trial_rows:
-                row.setdefault("latency_ms", per_trial_ms)
-                row.setdefault("resolved_model", self.model)
-        return rows
-
-    def _reasoning_prefixes(self, trials: list[Trial], texts: list[str], settings: ScoringSettings) -> tuple[list[str], dict[int, str]]:
-        """Generate (greedily) each reasoning trial's reasoning; return the texts to read the label after,
-        and the reasoning per trial index."""
-        reasoning_indices = [i for i, t in enumerate(trials) if t.reasoning == "reasoning"]
-        reasoning_text: dict[int, str] = {}
-        if not reasoning_indices:
-            return texts, reasoning_text
-        prompts = [self.encode_prompt(texts[i]) for i in reasoning_indices]
-        generated = self.generate(prompts, max_new_tokens=settings.reasoning_max_tokens, temperature=0.0)
-        out = list(texts)
-        for position, index in enumerate(reasoning_indices):
-            reasoning = generated[position][0]
-            prefix = trials[index].answer_prefix
-            cut = reasoning.find(prefix) if prefix else -1
-            if cut >= 0:
-                reasoning = reasoning[:cut]
-            reasoning = reasoning.rstrip()
-            reasoning_text[index] = reasoning
-            out[index] = f"{texts[index]}{reasoning}\n{prefix}"
-        return out, reasoning_text
-
-    def _prompt_texts(self, trials: list[Trial], settings: ScoringSettings) -> tuple[list[str], dict[int, str]]:
-        """Prompt text per trial. Multi-turn forms (self-reflection) first generate the model's own answer
-        greedily, then append it and the follow-up turns; returns the texts and the first answers."""
-        texts = [self.prompt_text(t) for t in trials]
-        first_answers: dict[int, str] = {}
-        multi = [i for i, t in enumerate(trials) if t.followups]
-        if multi:
-            generated = self.generate([self.encode_prompt(texts[i]) for i in multi],
-                                      max_new_tokens=settings.max_tokens, temperature=0.0)
-            for position, i in enumerate(multi):
-                answer = generated[position][0].strip()
-                first_answers[i] = answer
-                turns = [{"role": "assistant", "content": answer}] + [
-                    {"role": turn.role, "content": turn.content.replace("{previous_answer}", answer)}
-                    for turn in trials[i].followups
-                ]
-                texts[i] = self.prompt_text(trials[i], turns)
-        return texts, first_answers
-
-    def _score_logprob(self, trials: list[Trial], settings: ScoringSettings) -> list[list[ResultRow]]:
-        texts, first_answers = self._prompt_texts(trials, settings)
-        texts, reasoning = self._reasoning_prefixes(trials, texts, settings)
-        for i, answer in first_answers.items():
-            reasoning[i] = f"[first answer] {answer}" + (f"\n[reasoning] {reasoning[i]}" if i in reasoning else "")
-        encoded = [self.encode_prompt(text) for text in texts]
-        single = [self.label_token_ids(t.labels) for t in trials]
+        encoded = [self.encode_prompt(self.prompt_text(r.prompt)) for r in requests]
+        single = [self.label_token_ids(r.labels) for r in requests]
         fast = [i for i, ids in enumerate(single) if ids is not None]
         slow = [i for i, ids in enumerate(single) if ids is None]
-        rows: list[list[ResultRow]] = [[] for _ in trials]
+        probs: list[list[float]] = [[] for _ in requests]
+        tops: list[list[tuple[str, float]] | None] = [None] * len(requests)
         if fast:
-            # The orders of one item in one form share their prompt up to the first option.
-            groups = [(trials[i].item_id, trials[i].template_id, trials[i].paraphrase_id, tuple(sorted(trials[i].factors.items())),
-                       trials[i].reasoning) for i in fast]
-            logprobs = self.next_token_logprobs([encoded[i] for i in fast], groups)
+            logprobs = self.next_token_logprobs([encoded[i] for i in fast], [requests[i].group for i in fast])
             for row_index, i in enumerate(fast):
                 vector = logprobs[row_index]
                 label_ids = single[i]
                 assert label_ids is not None
-                probs = [float(vector[list(ids)].exp().sum()) if ids else 0.0 for ids in label_ids]
+                probs[i] = [float(vector[list(ids)].exp().sum()) if ids else 0.0 for ids in label_ids]
                 top = vector.topk(TOP_LOGPROBS)
-                top_list = [[self._tok.decode([int(t)]), round(float(v), 5)] for v, t in zip(top.values, top.indices)]
-                rows[i] = [self._row(trials[i], probs, encoded[i], top_list, reasoning.get(i))]
+                tops[i] = [(self._tok.decode([int(t)]), float(v)) for v, t in zip(top.values, top.indices)]
         if slow:
-            self._score_label_sequences(trials, slow, encoded, rows, reasoning)
-        return rows
+            pairs: list[tuple[list[int], list[int]]] = []
+            owners: list[tuple[int, int]] = []
+            for i in slow:
+                for position, label in enumerate(requests[i].labels):
+                    for variant in {label, " " + label}:
+                        pairs.append((encoded[i], self._tok(variant, add_special_tokens=False)["input_ids"]))
+                        owners.append((i, position))
+            for i in slow:
+                probs[i] = [0.0] * len(requests[i].labels)
+            for (i, position), values in zip(owners, self.continuation_logprobs_ids(pairs)):
+                probs[i][position] += math.exp(sum(values))
+        share = (time.perf_counter() - started) * 1000 / max(1, len(requests))
+        return [LabelScores(probs[i], tops[i], self._provenance(len(encoded[i]), 0, share)) for i in range(len(requests))]
 
-    def _score_label_sequences(self, trials: list[Trial], indices: list[int], encoded: list[list[int]],
-                               rows: list[list[ResultRow]], reasoning: dict[int, str]) -> None:
-        """Multi-token labels (e.g. repeating the option text): P(label) = Σ over variants of the product of
-        its tokens' probabilities, teacher-forced."""
-        pairs: list[tuple[list[int], list[int]]] = []
-        owners: list[tuple[int, int]] = []
-        for i in indices:
-            for position, label in enumerate(trials[i].labels):
-                for variant in {label, " " + label}:
-                    pairs.append((encoded[i], self._tok(variant, add_special_tokens=False)["input_ids"]))
-                    owners.append((i, position))
-        token_logprobs = self.continuation_logprobs(pairs)
-        sums: dict[int, list[float]] = {i: [0.0] * len(trials[i].labels) for i in indices}
-        for (i, position), values in zip(owners, token_logprobs):
-            sums[i][position] += math.exp(sum(values))
-        for i in indices:
-            rows[i] = [self._row(trials[i], sums[i], encoded[i], None, reasoning.get(i))]
+    def generate_sync(self, requests: Sequence[GenerateRequest]) -> list[list[Generation]]:
+        """Greedy requests are batched; seeded sampling runs request by request (its random stream must not
+        depend on what it is batched with). `stop` is applied by the caller (the text is cut there)."""
+        outputs: list[list[Generation]] = [[] for _ in requests]
+        greedy: dict[int, list[int]] = {}
+        for index, request in enumerate(requests):
+            if request.temperature <= 0:
+                greedy.setdefault(request.max_tokens, []).append(index)
+            else:
+                outputs[index] = self._generate_ids([self.encode_prompt(self.prompt_text(request.prompt))], request)[0]
+        for max_tokens, indices in greedy.items():
+            prompts = [self.encode_prompt(self.prompt_text(requests[i].prompt)) for i in indices]
+            for i, generations in zip(indices, self._generate_ids(prompts, requests[indices[0]])):
+                outputs[i] = generations * requests[i].n
+        return outputs
 
-    def _row(self, trial: Trial, probs: list[float], prompt_ids: list[int], top: Any, raw_text: str | None) -> ResultRow:
-        fields = distribution_fields(probs, trial.order)
-        return {
-            **fields,
-            "sample_index": 0,
-            "mode": "logprob",
-            "top_logprobs": top,
-            "raw_text": raw_text,
-            "prompt_tokens": len(prompt_ids),
-            "completion_tokens": 0,
-            "missing_labels": 0,
-        }
+    def _generate_ids(self, prompts: Sequence[Sequence[int]], request: GenerateRequest) -> list[list[Generation]]:
+        started = time.perf_counter()
+        sample = request.temperature > 0
+        per = request.n if sample else 1
+        texts = self.generate_ids(prompts, max_new_tokens=request.max_tokens, temperature=request.temperature,
+                                  num_return_sequences=per, seed=request.seed if sample else None)
+        share = (time.perf_counter() - started) * 1000 / max(1, len(prompts) * per)
+        return [[Generation(text, None, self._provenance(len(prompt), len(self._tok(text, add_special_tokens=False)["input_ids"]), share))
+                 for text in chunk] for prompt, chunk in zip(prompts, texts)]
 
-    def _score_sample(self, trials: list[Trial], settings: ScoringSettings) -> list[list[ResultRow]]:
-        rows: list[list[ResultRow]] = []
-        texts, _first_answers = self._prompt_texts(trials, settings)
-        for trial, text in zip(trials, texts):
-            prompt = self.encode_prompt(text)
-            seed = _trial_seed(settings.seed, trial.trial_id)
-            max_tokens = settings.max_tokens + (settings.reasoning_max_tokens if trial.reasoning == "reasoning" else 0)
-            texts = self.generate([prompt], max_new_tokens=max_tokens, temperature=settings.temperature,
-                                  num_return_sequences=settings.samples, seed=seed)[0]
-            trial_rows = []
-            for k, text in enumerate(texts):
-                trial_rows.append({
-                    **sample_row(trial, text, k, settings), "prompt_tokens": len(prompt),
-                    "completion_tokens": len(self._tok(text, add_special_tokens=False)["input_ids"]),
-                })
-            rows.append(trial_rows)
-        return rows
+    def continuation_sync(self, requests: Sequence[ContinuationRequest]) -> list[ContinuationScores]:
+        started = time.perf_counter()
+        encoded = [self.encode_prompt(self.prompt_text(r.prompt)) for r in requests]
+        pairs = [(encoded[i], self._tok(text, add_special_tokens=False)["input_ids"])
+                 for i, r in enumerate(requests) for text in r.continuations]
+        values = self.continuation_logprobs_ids(pairs)
+        share = (time.perf_counter() - started) * 1000 / max(1, len(requests))
+        out, cursor = [], 0
+        for i, request in enumerate(requests):
+            out.append(ContinuationScores(values[cursor: cursor + len(request.continuations)], self._provenance(len(encoded[i]), 0, share)))
+            cursor += len(request.continuations)
+        return out
 
-    def _score_sequence(self, trials: list[Trial]) -> list[list[ResultRow]]:
-        """lm-evaluation-harness style: log-likelihood of each option text as the continuation."""
-        encoded = [self.encode_prompt(self.prompt_text(t)) for t in trials]
-        pairs: list[tuple[list[int], list[int]]] = []
-        for i, trial in enumerate(trials):
-            separator = "" if self.is_chat else " "
-            for text in trial.shown_options:
-                pairs.append((encoded[i], self._tok(separator + text, add_special_tokens=False)["input_ids"]))
-        token_logprobs = self.continuation_logprobs(pairs)
-        rows: list[list[ResultRow]] = []
-        cursor = 0
-        for i, trial in enumerate(trials):
-            per_option = token_logprobs[cursor: cursor + trial.n_options]
-            cursor += trial.n_options
-            sums = [float(sum(v)) for v in per_option]
-            means = [float(sum(v) / len(v)) if v else float("-inf") for v in per_option]
-            top = max(sums)
-            probs = [math.exp(s - top) for s in sums]
-            fields = distribution_fields(probs, trial.order)
-            fields["valid_mass"] = float(sum(math.exp(s) for s in sums))
-            rows.append([{
-                **fields, "sample_index": 0, "mode": "sequence",
-                "seq_logprob_sum": to_canonical(sums, trial.order), "seq_logprob_mean": to_canonical(means, trial.order),
-                "prompt_tokens": len(encoded[i]), "completion_tokens": 0, "missing_labels": 0,
-            }])
-        return rows
-
-
-def _trial_seed(seed: int, trial_id: str) -> int:
-    """A per-trial seed, so sampled answers do not depend on batching or on resume."""
-    return int.from_bytes(hashlib.sha256(f"{seed}:{trial_id}".encode()).digest()[:4], "big")
+    def _provenance(self, prompt_tokens: int, completion_tokens: int, latency_ms: float) -> Provenance:
+        return Provenance(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, latency_ms=latency_ms,
+                          resolved_model=self.model)

@@ -142,28 +142,19 @@ def run(
     """Run surveys on models and store every prompt, response and distribution.
 
     An unfinished run with the same surveys, models and settings is resumed automatically."""
-    from probekit.runner import RunOptions, run_async
+    from probekit.pipeline import run_async
+    from probekit.runner import RunOptions
     from probekit.survey.errors import SpecError
 
     import asyncio
 
-    from probekit.experiment import is_experiment_file, run_record
+    from probekit.experiment import resolve_inputs
 
-    entries: list = []  # survey paths, or surveys with an experiment's settings applied
-    default_models = ["smollm2"]
-    experiment_record = None
-    for path in surveys:
-        if is_experiment_file(path):
-            if experiment_record is not None:
-                _fail("run one experiment file at a time (each is its own run)")
-            experiment, loaded = _load_experiment_or_exit(path)
-            entries.extend(loaded)
-            default_models = experiment.models
-            experiment_record = run_record(experiment, path)
-        else:
-            _load_or_exit(path)
-            entries.append(path)
-    model_list = [m for entry in (models or default_models) for m in entry.split()]
+    try:  # parsed here once to fail fast with exit 2; the pipeline takes the resolved surveys
+        inputs = resolve_inputs(surveys)
+    except SpecError as error:
+        _fail(str(error), EXIT_SPEC_ERROR)
+    model_list = [m for entry in (models or inputs.models or ["smollm2"]) for m in entry.split()]
     from probekit.models_config import backend_options
 
     try:  # API model settings: models.yaml merged with these flags (keys stay in the environment)
@@ -180,14 +171,14 @@ def run(
     progress = _progress_reporter(quiet)
     options = RunOptions(models=model_list, store=store, limit=limit, orders=orders, mode=mode, samples=samples,
                          temperature=temperature, reasoning=reasoning, seed=seed, resume=resume, new_run=new_run,
-                         progress=progress.update if progress else None, experiment=experiment_record,
+                         progress=progress.update if progress else None, experiment=inputs.experiment,
                          prior_from=prior_from, backend_options=api_options)
     try:
         if progress:
             with progress:
-                summary = asyncio.run(run_async(entries, options))
+                summary = asyncio.run(run_async(inputs, options))
         else:
-            summary = asyncio.run(run_async(entries, options))
+            summary = asyncio.run(run_async(inputs, options))
     except SpecError as error:
         _fail(str(error), EXIT_SPEC_ERROR)
     except KeyboardInterrupt:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -101,6 +102,16 @@ def result_frame(rows: Sequence[ResultRow | Mapping[str, Any]]) -> pd.DataFrame:
     return frame
 
 
+_FILE_LOCKS: dict[str, threading.RLock] = {}
+_FILE_LOCKS_GUARD = threading.Lock()
+
+
+def _file_lock(path: Path) -> threading.RLock:
+    key = str(path.resolve())
+    with _FILE_LOCKS_GUARD:
+        return _FILE_LOCKS.setdefault(key, threading.RLock())
+
+
 class Store:
     """A DuckDB file holding runs, surveys, trials and results (see docs/schema.md).
 
@@ -135,18 +146,23 @@ class Store:
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Open the file (retrying while another process holds it), yield, close."""
+        """Open the file (retrying while another process holds it), yield, close.
+
+        Within one process, connections to one file are taken one at a time: threads of a run (the models
+        proceed concurrently) would otherwise share DuckDB's cached database instance while another
+        thread closes it (seen as 'pandas_scan does not exist' on register)."""
         if read_only and not self.path.exists():
             raise FileNotFoundError(f"no store at {self.path}: run a survey first or pass --store PATH")
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        con = self._open(read_only)
-        try:
-            if not read_only and not self._migrated:
-                self._migrate(con)
-            yield con
-        finally:
-            con.close()
+        with _file_lock(self.path):
+            con = self._open(read_only)
+            try:
+                if not read_only and not self._migrated:
+                    self._migrate(con)
+                yield con
+            finally:
+                con.close()
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:

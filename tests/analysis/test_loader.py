@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from probekit.analysis.loader import contexts
-from probekit.runner import run
+from probekit.pipeline import run
 from probekit.store.store import Store
 
 REPO = Path(__file__).resolve().parents[2]

@@ -19,7 +19,7 @@ from probekit.analysis.pobs import (
     reliability_pairs, topic_table,
 )
 from probekit.analysis.registry import build_tables
-from probekit.runner import item_rows, trial_rows
+from probekit.store.rows import item_rows, trial_rows
 from probekit.store.store import Store
 from probekit.survey.expand import expand
 from probekit.survey.schema import Survey

@@ -3,7 +3,7 @@ preference (FakeBackend: P_obs(position i) ∝ prior(i) · content(option shown 
 
 from __future__ import annotations
 
-import asyncio
+
 
 import numpy as np
 import pandas as pd
@@ -18,6 +18,7 @@ from probekit.analysis.pride import (
 )
 from probekit.analysis.selection import selection_summary
 from probekit.backends.fake import FakeBackend
+from probekit.runtime import score_sync
 from probekit.scoring import ScoringSettings
 from probekit.survey.expand import expand
 from probekit.survey.schema import Item, Option, Survey, Template
@@ -56,7 +57,7 @@ def _trial_frame(survey: Survey, policy: str, gold_strength: float) -> tuple[pd.
     gold = {item.id: int(item.gold) for item in survey.items if item.gold is not None}
     backend.gold.update(gold)
     trials = expand(survey, policy=policy)
-    rows = asyncio.run(backend.score(trials, ScoringSettings()))
+    rows = score_sync(backend, trials, ScoringSettings())
     frame = pd.DataFrame({
         "item_id": [t.item_id for t in trials], "option_order": [t.order for t in trials],
         "dist": [np.asarray(r[0]["distribution"]) for r in rows], "n_options": [t.n_options for t in trials],
@@ -100,7 +101,8 @@ def test_pride_simulated_on_a_full_cyclic_run_matches_cyclic_averaging() -> None
 def test_prior_stored_with_the_run_and_reused_with_prior_from(store_path) -> None:
     from probekit.analysis.loader import contexts
     from probekit.analysis.registry import build_tables
-    from probekit.runner import RunOptions, run
+    from probekit.pipeline import run
+    from probekit.runner import RunOptions
     from probekit.store.store import Store
 
     model = "fake:m?prior=4,2,1,1"

@@ -88,7 +88,8 @@ def _synthetic_survey(n_items: int) -> Survey:
 def test_analyze_tables_on_the_fake_model_through_the_store(store_path) -> None:
     from probekit.analysis.loader import contexts
     from probekit.analysis.registry import build_tables
-    from probekit.runner import RunOptions, run
+    from probekit.pipeline import run
+    from probekit.runner import RunOptions
 
     survey = _synthetic_survey(40)
     summary = run([survey], RunOptions(models=["fake:m?prior=4,2,1,1"], store=store_path, orders="cyclic"))
@@ -117,7 +118,8 @@ def test_position_bias_for_a_survey_without_gold(store_path) -> None:
     but none of the mcq ones."""
     from probekit.analysis.loader import contexts
     from probekit.analysis.registry import build_tables
-    from probekit.runner import RunOptions, run
+    from probekit.pipeline import run
+    from probekit.runner import RunOptions
 
     survey = Survey(id="dilemmas", kind="choice", templates=[Template(id="ab", user="{context}\n{options}\nAnswer:")],
                     items=[Item(id=f"d{k}", fields={"context": f"Dilemma {k}."},

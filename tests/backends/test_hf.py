@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from probekit.scoring import ScoringSettings
+from probekit.runtime import score_sync
+from probekit.scoring import ScoringSettings, trial_prompt
 from probekit.survey.expand import expand
 from probekit.survey.loader import load_survey
 
@@ -47,7 +48,7 @@ def clear_trials(tmp_path_factory: pytest.TempPathFactory):
 
 def test_distributions_sum_to_one_and_valid_mass_is_recorded(smollm2) -> None:
     trials = expand(load_survey(STARTER), limit=2)
-    rows = smollm2.score_sync(trials, ScoringSettings())
+    rows = score_sync(smollm2, trials, ScoringSettings())
     for trial, (row,) in zip(trials, rows):
         assert row["status"] == "ok" and row["mode"] == "logprob"
         assert math.isclose(sum(row["distribution"]), 1.0, abs_tol=1e-9)
@@ -61,7 +62,7 @@ def test_canonical_mapping_follows_content_not_position(smollm2, clear_trials) -
     """'Paris' is canonical option 0; shown first or second, the stored distribution must favour it."""
     repeat = [t for t in clear_trials if t.template_id == "repeat"]
     assert [t.order for t in repeat] == [(0, 1), (1, 0)]
-    rows = smollm2.score_sync(repeat, ScoringSettings())
+    rows = score_sync(smollm2, repeat, ScoringSettings())
     for trial, (row,) in zip(repeat, rows):
         assert row["choice"] == 0, (trial.shown_options, row["distribution"])
         assert row["distribution"][0] > 0.9
@@ -69,7 +70,7 @@ def test_canonical_mapping_follows_content_not_position(smollm2, clear_trials) -
 
 def test_letter_labels_map_back_through_the_stored_order(smollm2, clear_trials) -> None:
     ab = [t for t in clear_trials if t.template_id == "ab"]
-    rows = smollm2.score_sync(ab, ScoringSettings())
+    rows = score_sync(smollm2, ab, ScoringSettings())
     for trial, (row,) in zip(ab, rows):
         shown = [math.exp(x) for x in row["label_logprobs"]]
         assert math.isclose(sum(shown), row["valid_mass"], rel_tol=1e-6)
@@ -82,9 +83,9 @@ def test_results_do_not_depend_on_batch_size(smollm2) -> None:
     original = smollm2.token_budget
     try:
         smollm2.token_budget = 1  # every prompt alone
-        alone = smollm2.score_sync(trials, ScoringSettings())
+        alone = score_sync(smollm2, trials, ScoringSettings())
         smollm2.token_budget = 1_000_000  # everything in one left-padded batch
-        together = smollm2.score_sync(trials, ScoringSettings())
+        together = score_sync(smollm2, trials, ScoringSettings())
     finally:
         smollm2.token_budget = original
     worst = max(abs(a - b) for (ra,), (rb,) in zip(alone, together) for a, b in zip(ra["distribution"], rb["distribution"]))
@@ -95,8 +96,8 @@ def test_results_do_not_depend_on_batch_size(smollm2) -> None:
 def test_sample_mode_parses_each_generation(smollm2, clear_trials) -> None:
     ab = [t for t in clear_trials if t.template_id == "ab"]
     settings = ScoringSettings(mode="sample", samples=3, temperature=1.0, max_tokens=8, seed=1)
-    rows = smollm2.score_sync(ab, settings)
-    again = smollm2.score_sync(ab, settings)
+    rows = score_sync(smollm2, ab, settings)
+    again = score_sync(smollm2, ab, settings)
     assert [[r["raw_text"] for r in t] for t in rows] == [[r["raw_text"] for r in t] for t in again], "seeded per trial"
     for trial, samples in zip(ab, rows):
         assert [r["sample_index"] for r in samples] == [0, 1, 2]
@@ -111,7 +112,7 @@ def test_sample_mode_parses_each_generation(smollm2, clear_trials) -> None:
 
 def test_sequence_mode_stores_sum_and_mean_loglikelihoods(smollm2, clear_trials) -> None:
     repeat = [t for t in clear_trials if t.template_id == "repeat"]
-    rows = smollm2.score_sync(repeat, ScoringSettings(mode="sequence"))
+    rows = score_sync(smollm2, repeat, ScoringSettings(mode="sequence"))
     for (row,) in rows:
         assert row["mode"] == "sequence"
         assert all(s < 0 for s in row["seq_logprob_sum"])
@@ -121,14 +122,14 @@ def test_sequence_mode_stores_sum_and_mean_loglikelihoods(smollm2, clear_trials)
 
 def test_reasoning_mode_generates_then_reads_the_label(smollm2, clear_trials) -> None:
     ab = [t for t in expand(load_survey(STARTER), limit=1, reasoning_modes=["reasoning"]) if t.template_id == "ab"][:1]
-    (row,), = smollm2.score_sync(ab, ScoringSettings(reasoning_max_tokens=24))
+    (row,), = score_sync(smollm2, ab, ScoringSettings(reasoning_max_tokens=24))
     assert row["raw_text"], "the reasoning is stored"
     assert math.isclose(sum(row["distribution"]), 1.0, abs_tol=1e-9)
 
 
 def test_followup_turns_use_the_models_first_answer(smollm2, clear_trials) -> None:
     reflect = [t for t in clear_trials if t.template_id == "reflect"][:1]
-    (row,), = smollm2.score_sync(reflect, ScoringSettings(max_tokens=8))
+    (row,), = score_sync(smollm2, reflect, ScoringSettings(max_tokens=8))
     assert row["raw_text"].startswith("[first answer] ")
     assert math.isclose(sum(row["distribution"]), 1.0, abs_tol=1e-9)
 
@@ -136,9 +137,9 @@ def test_followup_turns_use_the_models_first_answer(smollm2, clear_trials) -> No
 def test_gemma_without_chat_template_uses_the_completion_prompt(gemma3) -> None:
     trials = [t for t in expand(load_survey(STARTER), limit=1) if t.template_id == "ab"]
     assert not gemma3.is_chat
-    assert gemma3.prompt_text(trials[0]) == trials[0].completion_prompt
+    assert gemma3.prompt_text(trial_prompt(trials[0])) == trials[0].completion_prompt
     assert trials[0].completion_prompt.endswith("Answer:")
-    rows = gemma3.score_sync(trials, ScoringSettings())
+    rows = score_sync(gemma3, trials, ScoringSettings())
     for (row,) in rows:
         assert math.isclose(sum(row["distribution"]), 1.0, abs_tol=1e-9) and row["valid_mass"] > 0.1
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from probekit.scoring import ScoringSettings
+from probekit.runtime import score_sync
+from probekit.scoring import ScoringSettings, trial_prompt
 from probekit.survey.expand import expand
 from probekit.survey.loader import load_survey
 
@@ -28,7 +29,7 @@ def trials():
 def test_shared_prefix_equals_unshared(request, trials, fixture) -> None:
     backend = request.getfixturevalue(fixture)
     assert len(trials) == 9
-    encoded = [backend.encode_prompt(backend.prompt_text(t)) for t in trials]
+    encoded = [backend.encode_prompt(backend.prompt_text(trial_prompt(t))) for t in trials]
     groups = [t.item_id for t in trials]
     shared, singles = backend._prefix_plan(encoded, groups)
     # the two permuted items share a prefix (the stem, and the chat preamble for smollm2); the fixed one not
@@ -44,10 +45,10 @@ def test_score_rows_identical_with_and_without_sharing(smollm2, trials) -> None:
     settings = ScoringSettings(mode="logprob")
     smollm2.share_prefix = False
     try:
-        plain = smollm2.score_sync(trials, settings)
+        plain = score_sync(smollm2, trials, settings)
     finally:
         smollm2.share_prefix = True
-    shared = smollm2.score_sync(trials, settings)
+    shared = score_sync(smollm2, trials, settings)
     for a, b in zip(plain, shared):
         assert a[0]["choice"] == b[0]["choice"]
         assert a[0]["distribution"] == pytest.approx(b[0]["distribution"], abs=1e-4)

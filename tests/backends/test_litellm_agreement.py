@@ -17,9 +17,12 @@ from typing import Any
 import pytest
 
 from probekit.backends.answer_reading import read_labels
-from probekit.backends.litellm_backend import LiteLLMBackend, label_max_tokens
-from probekit.runner import RunOptions, scoring_settings
-from probekit.scoring import distribution_fields
+from probekit.backends.base import GenerateRequest
+from probekit.backends.litellm_backend import LiteLLMBackend
+from probekit.runtime import score_sync
+from probekit.pipeline import scoring_settings
+from probekit.runner import RunOptions
+from probekit.scoring import distribution_fields, label_max_tokens, trial_prompt
 from probekit.survey.expand import expand
 from probekit.survey.loader import load_survey
 
@@ -38,23 +41,23 @@ def test_server_and_transformers_agree(llama_server: Any, smollm2: Any, dummy_ke
     survey = load_survey(STARTER)
     # Single-token labels (A/B, yes/no): 20 items x 2 templates x 2 orders = 80 prompts.
     trials = [t for t in expand(survey) if t.template_id in ("ab", "compare")]
-    local = smollm2.score_sync(trials, scoring_settings(survey, RunOptions()))
+    local = score_sync(smollm2, trials, scoring_settings(survey, RunOptions()))
 
     async def api() -> list[tuple[Any, Any]]:
         backend = LiteLLMBackend(llama_server.model, api_base=llama_server.api_base, api_key_env=dummy_key,
                                  concurrency=2, timeout=120)
         try:
             async def one(trial: Any) -> tuple[Any, Any]:
-                completion = await backend.request([m.model_dump() for m in trial.messages],
-                                                   backend._logprob_params(label_max_tokens(trial.labels), 0))
-                return trial, completion
+                (outputs,) = await backend.generate([GenerateRequest(trial_prompt(trial), label_max_tokens(trial.labels),
+                                                                     seed=0, top_logprobs=20)])
+                return trial, outputs[0]
             return list(await asyncio.gather(*(one(t) for t in trials)))
         finally:
             await backend.close()
 
     diffs, agree, moved, token_mismatch = [], 0, 0, 0
     for (trial, completion), rows in zip(asyncio.run(api()), local):
-        if completion.prompt_tokens != len(smollm2.encode_prompt(smollm2.prompt_text(trial))):
+        if completion.provenance.prompt_tokens != len(smollm2.encode_prompt(smollm2.prompt_text(trial_prompt(trial)))):
             token_mismatch += 1
         at_first = distribution_fields(read_labels(completion.tokens[:1], trial.labels).probs, trial.order)
         found = read_labels(completion.tokens, trial.labels)

@@ -12,10 +12,13 @@ import pandas as pd
 import pytest
 from fault_proxy import FAULT_KINDS, FaultProxy
 
-from probekit.backends.base import BackendError
+from probekit.backends.base import BackendError, GenerateRequest, Prompt
 from probekit.backends.errors import RETRYABLE_CLASSES
 from probekit.backends.litellm_backend import LiteLLMBackend
-from probekit.runner import RunOptions, RunSummary, run_async
+from probekit.pipeline import run_async
+from probekit.runner import RunOptions, RunSummary
+from probekit.runtime import ModelRuntime, RetryPolicy
+from probekit.scoring import score_trials
 from probekit.store.store import Store
 
 pytestmark = pytest.mark.slow
@@ -83,7 +86,7 @@ def test_no_logprobs_falls_back_to_sampling(llama_server: Any, dummy_key: str, t
     ("drop", "connection"), ("malformed", "malformed_response"), ("nologprobs", "missing_logprobs"),
 ])
 def test_each_fault_is_classified_retryable(llama_server: Any, dummy_key: str, kind: str, error_class: str) -> None:
-    from probekit.runner import scoring_settings
+    from probekit.pipeline import scoring_settings
     from probekit.survey.expand import expand
     from probekit.survey.loader import load_survey
 
@@ -94,12 +97,14 @@ def test_each_fault_is_classified_retryable(llama_server: Any, dummy_key: str, k
     async def go() -> BackendError:
         backend = LiteLLMBackend(llama_server.model, api_base=proxy.api_base, api_key_env=dummy_key,
                                  timeout=1.0 if kind == "slow" else 30.0, logprobs=True)
+        runtime = ModelRuntime(backend, RetryPolicy(max_attempts=1))  # no retries: the first fault comes out
+        await runtime.start()
         try:
             with pytest.raises(BackendError) as caught:
-                await backend.score([trial], scoring_settings(survey, RunOptions()))
+                await score_trials(runtime, [trial], scoring_settings(survey, RunOptions()))
             return caught.value
         finally:
-            await backend.close()
+            await runtime.close()
 
     try:
         error = asyncio.run(go())
@@ -115,7 +120,7 @@ def test_context_length_is_not_retried(llama_server: Any, dummy_key: str) -> Non
         backend = LiteLLMBackend(llama_server.model, api_base=llama_server.api_base, api_key_env=dummy_key)
         try:
             with pytest.raises(BackendError) as caught:
-                await backend.request([{"role": "user", "content": "hello " * 4000}], {"max_tokens": 1})
+                await backend.generate([GenerateRequest(Prompt((("user", "hello " * 4000),), ""), 1)])
             return caught.value
         finally:
             await backend.close()
@@ -128,15 +133,16 @@ def test_identical_requests_are_sent_once(llama_server: Any, dummy_key: str) -> 
     proxy = FaultProxy(upstream=llama_server.api_base.removesuffix("/v1")).start()
 
     async def go() -> None:
-        backend = LiteLLMBackend(llama_server.model, api_base=proxy.api_base, api_key_env=dummy_key)
-        messages = [{"role": "user", "content": "Say A."}]
+        runtime = ModelRuntime(LiteLLMBackend(llama_server.model, api_base=proxy.api_base, api_key_env=dummy_key, logprobs=False))
+        await runtime.start()
+        prompt = Prompt((("user", "Say A."),), "Say A.")
         try:
-            first = await asyncio.gather(*(backend.request(messages, {"max_tokens": 2, "temperature": 0}) for _ in range(3)))
-            await backend.request(messages, {"max_tokens": 2, "temperature": 0})
-            await backend.request(messages, {"max_tokens": 3, "temperature": 0})  # another parameter: another request
+            first = await asyncio.gather(*(runtime.generate([GenerateRequest(prompt, 2)]) for _ in range(3)))
+            await runtime.generate([GenerateRequest(prompt, 2)])
+            await runtime.generate([GenerateRequest(prompt, 3)])  # another parameter: another request
         finally:
-            await backend.close()
-        assert len({c.text for c in first}) == 1
+            await runtime.close()
+        assert len({outputs[0][0].text for outputs in first}) == 1
 
     try:
         asyncio.run(go())

@@ -12,7 +12,7 @@ import pytest
 
 from probekit.backends.answer_reading import TokenLogprobs, answer_start_index, read_labels
 from probekit.backends.errors import from_exception, from_status, parse_retry_after, redact
-from probekit.backends.response_cache import ResponseCache, request_key
+from probekit.cache import ResponseCache, request_key
 from probekit.models_config import ModelConfig, backend_options, resolve
 from probekit.ratelimit import RateLimiter
 

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from probekit.experiment import SurveyRun, apply_settings
-from probekit.runner import RunOptions, RunSummary, run
+from probekit.pipeline import run
+from probekit.runner import RunOptions, RunSummary
 from probekit.store.store import Store
 from probekit.survey.loader import load_survey
 from probekit.survey.schema import Survey

@@ -1,4 +1,5 @@
-"""Pure helpers shared by every backend: label probabilities → canonical distribution, free-text matching.
+"""Pure helpers of the scoring layer: label probabilities → canonical distribution, free-text matching,
+the per-trial seed.
 
 Backends compute raw numbers (P(label) per shown position, generated text); these functions turn them into
 the stored fields the same way for all backends, so results are comparable across backends.
@@ -6,6 +7,7 @@ the stored fields the same way for all backends, so results are comparable acros
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections.abc import Sequence
@@ -117,17 +119,20 @@ def match_answer(text: str, trial: Trial, patterns: dict[str, list[list[str]]], 
     return "invalid", None
 
 
-def sample_row(trial: Trial, text: str, sample_index: int, settings: ScoringSettings) -> dict[str, Any]:
-    """One sampled generation as a result row: in reasoning mode only the text after the answer prefix is
+def sample_fields(trial: Trial, text: str, settings: ScoringSettings) -> dict[str, Any]:
+    """One sampled generation as result fields: in reasoning mode only the text after the answer prefix is
     matched; an unmatched answer is 'refusal' or 'invalid' with no choice and no distribution."""
     answer = text
     if trial.reasoning == "reasoning" and trial.answer_prefix and trial.answer_prefix in text:
         answer = text.rsplit(trial.answer_prefix, 1)[1]
     status, choice = match_answer(answer, trial, settings.patterns, settings.refusals)
-    return {
-        "sample_index": sample_index, "mode": "sample", "status": status, "choice": choice,
-        "distribution": one_hot(trial.n_options, choice) if choice is not None else None, "raw_text": text,
-    }
+    return {"status": status, "choice": choice,
+            "distribution": one_hot(trial.n_options, choice) if choice is not None else None, "raw_text": text}
+
+
+def trial_seed(seed: int, trial_id: str) -> int:
+    """A per-trial seed, so sampled answers do not depend on batching, scheduling or resume."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{trial_id}".encode()).digest()[:4], "big")
 
 
 class _Values(dict[str, str]):

@@ -1,0 +1,167 @@
+"""A run from inputs to stored results: the library entry point behind `probekit.run` and `probekit run`.
+
+inputs (survey files, an experiment file, Survey objects) → expansion into trials → the run's
+configuration and hash → pre-flight (models resolve, modes supported, a reused PriDe prior exists) → a new
+run, or the unfinished run with the same configuration resumed → the runner (probekit.runner) → the
+tables derived from the finished run (the PriDe position prior of a permuted run) → the final status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from ulid import ULID
+
+from probekit.backends import Backend, make_backend
+from probekit.experiment import RunInputs, resolve_inputs
+from probekit.runner import ModelSummary, RunOptions, RunSummary, execute
+from probekit.scoring import MODES, ScoringSettings
+from probekit.store.recorder import Recorder, StoreRecorder
+from probekit.store.store import Store
+from probekit.survey.expand import Trial, expand
+from probekit.survey.schema import Survey
+
+TRACKED_PACKAGES = ("probekit", "transformers", "torch", "litellm", "duckdb", "numpy", "llama_cpp_python")
+DEFAULT_MODELS = ["smollm2"]
+RESULT_SHAPING_OPTIONS = ("api_base", "transport", "top_logprobs", "models_config", "api_key_env")
+
+
+def survey_hash(survey: Survey) -> str:
+    return hashlib.sha256(survey.model_dump_json().encode()).hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in TRACKED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name.replace("_", "-"))
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def scoring_settings(survey: Survey, options: RunOptions) -> ScoringSettings:
+    scoring = survey.scoring
+    return ScoringSettings(
+        mode=options.mode or scoring.mode,
+        samples=options.samples or scoring.samples,
+        temperature=scoring.temperature if options.temperature is None else options.temperature,
+        max_tokens=scoring.max_tokens,
+        reasoning_max_tokens=scoring.reasoning_max_tokens,
+        seed=options.seed,
+        fallback=scoring.fallback,
+        patterns=survey.matcher.patterns,
+        refusals=survey.matcher.refusals,
+    )
+
+
+def run_config(surveys: list[tuple[Survey, str]], options: RunOptions) -> dict[str, Any]:
+    """The configuration stored with the run (no secrets: keys live only in the environment)."""
+    return {
+        "surveys": [{"id": s.id, "hash": h} for s, h in surveys],
+        "models": sorted(options.models),
+        "limit": options.limit, "orders": options.orders, "mode": options.mode, "samples": options.samples,
+        "temperature": options.temperature, "reasoning": options.reasoning, "seed": options.seed,
+        # Only present for experiment runs, so configurations (and auto-resume) of plain runs are unchanged.
+        **({"experiment": options.experiment} if options.experiment else {}),
+        **({"prior_from": options.prior_from} if options.prior_from else {}),
+        # Where an API model is served shapes its answers: a run never resumes against another endpoint.
+        # Only these keys are recorded (names of key variables may be, key values never are).
+        **({"endpoints": endpoints} if (endpoints := _endpoints(options)) else {}),
+    }
+
+
+def _endpoints(options: RunOptions) -> dict[str, dict[str, Any]]:
+    return {
+        model: {key: str(value) for key, value in sorted(settings.items()) if key in RESULT_SHAPING_OPTIONS and value is not None}
+        for model, settings in sorted(options.backend_options.items())
+        if any(key in RESULT_SHAPING_OPTIONS and value is not None for key, value in settings.items())
+    }
+
+
+def _preflight(options: RunOptions, settings: dict[str, ScoringSettings]) -> dict[str, Backend]:
+    """Checks that need no model call, before a run is created: each model key makes a backend (unknown
+    options are errors) and each mode is one the scoring layer knows."""
+    for survey_id, survey_settings in settings.items():
+        if survey_settings.mode not in MODES:
+            raise ValueError(f"survey {survey_id}: unknown scoring mode {survey_settings.mode!r} (use one of {', '.join(MODES)})")
+    return {model: make_backend(model, options.backend_options.get(model)) for model in dict.fromkeys(options.models)}
+
+
+async def run_async(inputs: Sequence[str | Path | Survey] | RunInputs, options: RunOptions,
+                    recorder: Recorder | None = None) -> RunSummary:
+    """Run surveys (or one experiment file) on models into the store; resumes an unfinished run with the same
+    configuration. `inputs` may be already resolved (probekit.experiment.resolve_inputs)."""
+    resolved = inputs if isinstance(inputs, RunInputs) else resolve_inputs(list(inputs))
+    if options.experiment is None and resolved.experiment is not None:
+        options.experiment = resolved.experiment
+    if not options.models:
+        options.models = list(resolved.models or DEFAULT_MODELS)
+    options.models = list(dict.fromkeys(options.models))  # a model named twice is asked once
+    surveys = [(survey, survey_hash(survey), path) for survey, path in resolved.surveys]
+    per_survey_trials: dict[str, list[Trial]] = {}
+    all_trials: list[Trial] = []
+    for survey, _digest, _path in surveys:
+        # With a reused PriDe prior every item is asked once, unless orders are given explicitly.
+        policy = options.orders or ("identity" if options.prior_from else None)
+        trials = expand(survey, policy=policy, reasoning_modes=options.reasoning, limit=options.limit, seed=options.seed)  # type: ignore[arg-type]
+        per_survey_trials[survey.id] = trials
+        all_trials.extend(trials)
+    settings = {s.id: scoring_settings(s, options) for s, _, _ in surveys}
+    backends = _preflight(options, settings)
+    config = run_config([(s, h) for s, h, _ in surveys], options)
+    config_hash = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+    store = Store(options.store)
+    recorder = recorder or StoreRecorder(store)
+    prior_rows: list[dict[str, Any]] = []
+    if options.prior_from:
+        from probekit.analysis.pride import source_priors
+
+        # Checked before the run exists: a model without a stored prior is an error, not a silent no-op.
+        prior_rows = await asyncio.to_thread(source_priors, store, options.prior_from, options.models)
+    run_id = options.resume or (None if options.new_run else await asyncio.to_thread(recorder.find_resumable, config_hash))
+    resumed = run_id is not None
+    if run_id is None:
+        run_id = str(ULID())
+        await asyncio.to_thread(recorder.begin_run, run_id, config, config_hash, package_versions())
+    else:
+        stored = await asyncio.to_thread(recorder.resume_run, run_id)
+        if options.resume and stored.get("surveys") != config["surveys"]:
+            raise ValueError(f"run {run_id} was made with other surveys or settings; resume it with the same arguments")
+    for survey, digest, path in surveys:
+        await asyncio.to_thread(recorder.record_survey, survey, digest, path)
+        await asyncio.to_thread(recorder.record_trials, run_id, digest, per_survey_trials[survey.id])
+    if prior_rows:
+        await asyncio.to_thread(recorder.record_priors, run_id, prior_rows)
+    summaries: list[ModelSummary] = []
+    status = "interrupted"
+    try:
+        summaries = await execute(run_id, all_trials, settings, recorder, options, backends)
+        if any(t.order != tuple(range(len(t.order))) for t in all_trials):
+            from probekit.analysis.pride import store_run_priors
+
+            # Store the PriDe position prior with the run, so `--prior-from RUN` can reuse it later.
+            await asyncio.to_thread(store_run_priors, store, run_id, seed=options.seed)
+        status = "completed" if sum(s.error for s in summaries) == 0 else "completed_with_errors"
+    finally:
+        await asyncio.to_thread(recorder.finish_run, run_id, status)
+    return RunSummary(run_id=run_id, resumed=resumed, store=options.store, trials=len(all_trials), models=summaries)
+
+
+def run(inputs: Sequence[str | Path | Survey] | str | Path | Survey, options: RunOptions | None = None, **kwargs: Any) -> RunSummary:
+    """Synchronous entry point: `probekit.run(["surveys/x.yaml"], models=["smollm2"])`, or an experiment
+    file: `probekit.run("experiments/spinning_arrow.yaml")` (its default models unless `models=` is given)."""
+    if options is None:
+        if "store" in kwargs:
+            kwargs["store"] = Path(kwargs["store"])
+        kwargs.setdefault("models", [])
+        options = RunOptions(**kwargs)
+    if isinstance(inputs, (str, Path, Survey)):
+        inputs = [inputs]
+    return asyncio.run(run_async(list(inputs), options))
