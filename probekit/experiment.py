@@ -3,27 +3,33 @@
 An experiment file names surveys (paths relative to the experiment file) and, per survey, the settings of
 the design: which templates and factor levels, option-order policy, reasoning modes, scoring. Loading it
 applies those settings to each survey, so the spec stored with the run is exactly what ran. Models come
-from the command line (`--models`) or the experiment's default list.
+from the command line (`--models`) or the experiment's default list. `analyses` names the tables
+`probekit analyze` shows by default (checked against the analysis registry at load time).
 
     id: moralchoice_6forms
     surveys:
       - path: ../surveys/moralchoice.yaml
         orders: reversed
         scoring: {mode: sample, samples: 5, temperature: 1.0}
-    analyses: [uncertainty, consistency]
+    analyses: [moralchoice, uncertainty_summary]
+
+`resolve_inputs` turns what a run is given (survey files, one experiment file, Survey objects) into the
+surveys as they run, the experiment's run record and its default models.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from probekit.survey.errors import SpecError, SpecProblem
-from probekit.survey.loader import _Locator, load_survey
+from probekit.survey.loader import analysis_problems, survey_from_yaml
 from probekit.survey.schema import ReasoningMode, Scoring, Survey
+from probekit.survey.yamlfile import Locator, YamlDocument, paused_gc, read_yaml
 
 
 class _Strict(BaseModel):
@@ -65,18 +71,22 @@ class Experiment(_Strict):
     surveys: list[SurveyRun]
     """The surveys and their settings."""
     analyses: list[str] = Field(default_factory=list)
-    """Analyses to compute on the run."""
+    """Tables `probekit analyze` shows by default for this experiment's runs (names from the analysis
+    registry; empty: each survey's own `analyses`, else every table that applies)."""
     meta: dict[str, Any] = Field(default_factory=dict)
     """Free-form metadata."""
+
+
+def _is_experiment_data(data: Any) -> bool:
+    return isinstance(data, dict) and "surveys" in data and "kind" not in data
 
 
 def is_experiment_file(path: str | Path) -> bool:
     """An experiment file has `surveys:` and no survey `kind:`; cheap enough for the CLI to ask per file."""
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        return _is_experiment_data(read_yaml(path).data)
+    except SpecError:
         return False
-    return isinstance(data, dict) and "surveys" in data and "kind" not in data
 
 
 def apply_settings(survey: Survey, entry: SurveyRun, where: str, line: int = 0) -> Survey:
@@ -133,29 +143,45 @@ def _dump(value: Any) -> Any:
 
 def load_experiment(path: str | Path) -> tuple[Experiment, list[Survey]]:
     """Validate an experiment file and return it with its surveys, settings applied."""
-    exp_path = Path(path)
-    if not exp_path.exists():
-        raise SpecError([SpecProblem(str(path), 0, "file not found", "check the path")])
-    text = exp_path.read_text(encoding="utf-8")
+    with paused_gc():
+        return experiment_from_yaml(read_yaml(path))
+
+
+def experiment_from_yaml(doc: YamlDocument) -> tuple[Experiment, list[Survey]]:
+    """`load_experiment` of an already parsed file (`read_yaml`)."""
+    path = doc.path
+    locate = Locator(doc.root)
+    problems = list(doc.duplicates)
     try:
-        data = yaml.safe_load(text)
-        locate = _Locator(yaml.compose(text))
-        experiment = Experiment.model_validate(data)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        raise SpecError([SpecProblem(str(path), mark.line + 1 if mark else 1, "YAML syntax error",
-                                     "check indentation and quotes")]) from None
+        experiment = Experiment.model_validate(doc.data)
     except ValidationError as error:
-        raise SpecError([SpecProblem(str(path), locate.line(list(e["loc"])), f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}",
-                                     "see docs/surveys.md (experiments)") for e in error.errors()]) from None
+        raise SpecError(problems + [
+            SpecProblem(path, locate.line(list(e["loc"])), f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}",
+                        "see docs/surveys.md (experiments)") for e in error.errors()]) from None
+    problems.extend(analysis_problems(experiment.analyses, path, locate))
     surveys = []
+    loaded: dict[Path, Survey | None] = {}  # a survey named by several entries is read once
     for index, entry in enumerate(experiment.surveys):
-        survey_path = (exp_path.parent / entry.path).resolve()
-        if not survey_path.exists():
-            raise SpecError([SpecProblem(str(path), locate.line(["surveys", index, "path"]),
-                                         f"survey file {entry.path!r} not found", "paths are relative to the experiment file")])
-        survey = load_survey(survey_path)
-        surveys.append(apply_settings(survey, entry, str(path), locate.line(["surveys", index])))
+        survey_path = (Path(path).parent / entry.path).resolve()
+        if survey_path not in loaded:
+            loaded[survey_path] = None
+            if not survey_path.is_file():
+                problems.append(SpecProblem(path, locate.line(["surveys", index, "path"]),
+                                            f"survey file {entry.path!r} not found", "paths are relative to the experiment file"))
+                continue
+            try:
+                loaded[survey_path] = survey_from_yaml(read_yaml(survey_path))
+            except SpecError as error:
+                problems.extend(error.problems)
+        survey = loaded[survey_path]
+        if survey is None:
+            continue
+        try:
+            surveys.append(apply_settings(survey, entry, path, locate.line(["surveys", index])))
+        except SpecError as error:
+            problems.extend(error.problems)
+    if problems:
+        raise SpecError(problems)
     return experiment, surveys
 
 
@@ -163,3 +189,55 @@ def run_record(experiment: Experiment, path: str | Path) -> dict[str, Any]:
     """What the run stores about the experiment (in runs.config.experiment)."""
     return {"id": experiment.id, "path": str(path), "analyses": experiment.analyses,
             "surveys": [entry.model_dump(exclude_defaults=True) for entry in experiment.surveys]}
+
+
+@dataclass
+class RunInputs:
+    """What a run is asked to do, resolved from survey files, experiment files and Survey objects."""
+
+    surveys: list[tuple[Survey, str | None]]
+    """Each survey as it runs (an experiment's settings applied) and the file it came from (None for an
+    in-memory Survey)."""
+    experiment: dict[str, Any] | None = None
+    """`run_record(...)` of the experiment file, if one was given (stored in runs.config.experiment)."""
+    models: list[str] | None = None
+    """The experiment's default models; None without an experiment file."""
+
+
+def resolve_inputs(paths: Sequence[str | Path | Survey]) -> RunInputs:
+    """Load any mix of survey files, experiment files (at most one) and Survey objects, in order.
+
+    Each file is parsed once. An experiment file contributes its surveys with the design's settings
+    applied, its run record and its default models. Raises SpecError listing the problems of every bad
+    file (file:line — fix) before anything runs."""
+    surveys: list[tuple[Survey, str | None]] = []
+    problems: list[SpecProblem] = []
+    experiment_record: dict[str, Any] | None = None
+    models: list[str] | None = None
+    experiment_path: str | None = None
+    with paused_gc():
+        for entry in paths:
+            if isinstance(entry, Survey):
+                surveys.append((entry, None))
+                continue
+            try:
+                doc = read_yaml(entry)
+                if not _is_experiment_data(doc.data):
+                    surveys.append((survey_from_yaml(doc), str(entry)))
+                    continue
+                if experiment_path is not None:
+                    problems.append(SpecProblem(str(entry), 1, f"a second experiment file (the first is {experiment_path})",
+                                                "run one experiment file at a time (each is its own run)"))
+                    continue
+                experiment_path = str(entry)
+                experiment, loaded = experiment_from_yaml(doc)
+            except SpecError as error:
+                problems.extend(error.problems)
+                continue
+            base = Path(entry).parent
+            surveys.extend((survey, str((base / run.path).resolve())) for survey, run in zip(loaded, experiment.surveys))
+            experiment_record = run_record(experiment, entry)
+            models = list(experiment.models)
+    if problems:
+        raise SpecError(problems)
+    return RunInputs(surveys=surveys, experiment=experiment_record, models=models)

@@ -1,22 +1,61 @@
 """Analysis layer: pure functions over DataFrames, registered as tables per survey family.
 
-    from probekit.analysis import analyze
+    from probekit.analysis import analyze, write_tables
     tables = analyze("outputs/probekit.duckdb", survey="moralchoice_starter")
-    tables["uncertainty"]            # one DataFrame per applicable table
+    tables["uncertainty"]            # one DataFrame per table
+    write_tables(tables, "results/")  # CSV, Parquet and JSON per table
+
+By default `analyze` builds the tables the run's experiment file or the survey spec lists under
+`analyses:`, and every applicable table when neither lists any; `tables=[...]` names them explicitly,
+`all_tables=True` builds every applicable one.
 
 Modules: distributions (entropy, JSD, GJSD, QF-E/QF-C), uncertainty (per trial/item), moralchoice,
 dailydilemmas, likert, pct, pobs, bootstrap (clustered CIs), loader (store → frames), registry (which
-tables apply to which survey). See docs/analysis.md.
+tables apply to which survey), export (JSON, CSV, Parquet). See docs/analysis.md.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from probekit.analysis.export import tables_to_json, write_tables
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from probekit.analysis.loader import AnalysisContext
+
+__all__ = ["analyze", "listed_tables", "tables_to_json", "write_tables"]
+
+
+def listed_tables(ctx: AnalysisContext) -> list[str] | None:
+    """The tables shown by default for one survey in scope: the `analyses:` of the experiment its run(s)
+    came from, else of the survey spec; None (every applicable table) when neither lists a table that
+    applies to this survey. Names no longer registered (a spec stored by an older probekit) are ignored."""
+    import json
+
+    from probekit.analysis.registry import applicable
+
+    names = {spec.name for spec in applicable(ctx.info)}
+    candidates: list[list[str]] = []
+    if ctx.run_ids:
+        marks = ", ".join("?" for _ in ctx.run_ids)
+        configs = ctx.store.query(f"SELECT config FROM runs WHERE run_id IN ({marks}) ORDER BY started_at", list(ctx.run_ids))
+        experiment: list[str] = []
+        for text in configs["config"]:
+            config: dict[str, Any] = json.loads(text) if isinstance(text, str) else dict(text or {})
+            for name in (config.get("experiment") or {}).get("analyses") or []:
+                if name not in experiment:
+                    experiment.append(str(name))
+        candidates.append(experiment)
+    candidates.append([str(name) for name in ctx.info.spec.get("analyses") or []])
+    for listed in candidates:
+        chosen = [name for name in listed if name in names]
+        if chosen:
+            return chosen
+    return None
 
 
 def analyze(
@@ -26,17 +65,20 @@ def analyze(
     survey: str | None = None,
     models: Sequence[str] | None = None,
     tables: Sequence[str] | None = None,
+    all_tables: bool = False,
     seed: int = 0,
     n_boot: int = 1000,
 ) -> dict[str, pd.DataFrame]:
-    """All applicable tables for a run (default: the newest) or a survey id, like `probekit analyze`.
-    With several surveys in a run, table names are prefixed `<survey_id>.`."""
+    """The tables for a run (default: the newest) or a survey id, like `probekit analyze`: those named in
+    `tables`, else every applicable one with `all_tables`, else those the run's experiment or the survey
+    lists (`listed_tables`). With several surveys in a run, table names are prefixed `<survey_id>.`."""
     from probekit.analysis.loader import contexts
     from probekit.analysis.registry import build_tables
 
     scopes = contexts(store, run=run, survey=survey, models=models, seed=seed, n_boot=n_boot)
     out: dict[str, pd.DataFrame] = {}
     for ctx in scopes:
+        only = tables if tables is not None or all_tables else listed_tables(ctx)
         prefix = f"{ctx.info.survey_id}." if len(scopes) > 1 else ""
-        out.update({f"{prefix}{name}": frame for name, frame in build_tables(ctx, tables).items()})
+        out.update({f"{prefix}{name}": frame for name, frame in build_tables(ctx, only).items()})
     return out

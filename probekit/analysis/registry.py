@@ -17,15 +17,18 @@ registration order.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import pkgutil
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas only for annotations: spec validation imports this module and must start fast
+    import pandas as pd
 
-if TYPE_CHECKING:
     from probekit.analysis.loader import AnalysisContext
 
 
@@ -140,6 +143,57 @@ def load_all_modules() -> None:
         if module.name.startswith("_"):
             continue
         importlib.import_module(f"probekit.analysis.{module.name}")
+
+
+_REGISTER_CALL = re.compile(r"""^[ \t]*@register\(\s*["']([^"']+)["']""", re.MULTILINE)
+
+
+def table_names() -> set[str]:
+    """Every table name `registered()` would list, without importing the analysis modules (pandas, scipy):
+    the `@register("name", ...)` lines of probekit/analysis/*.py, plus tables registered in this process.
+    Spec validation (`analyses:` lists) uses this so `probekit validate` starts fast."""
+    import probekit.analysis as package
+
+    names = set(_REGISTRY)
+    for module in pkgutil.iter_modules(package.__path__):
+        if module.name.startswith("_"):
+            continue
+        for folder in package.__path__:
+            source = Path(folder) / f"{module.name}.py"
+            if source.is_file():
+                names.update(_REGISTER_CALL.findall(source.read_text(encoding="utf-8")))
+    return names
+
+
+def unknown_tables(names: Sequence[str]) -> list[tuple[int, str, str]]:
+    """(index, message, fix) for each entry of an `analyses:` list that names no registered table.
+
+    The cheap source scan decides almost always; a name it does not find is looked up in the full
+    registry (importing every analysis module) before it is reported, so a table registered some other
+    way is never refused."""
+    known = table_names()
+    if any(name not in known for name in names):
+        known |= set(registered())
+    problems = []
+    listing = ", ".join(sorted(known))
+    for index, name in enumerate(names):
+        if name not in known:
+            close = _closest(str(name), sorted(known))
+            hint = f"did you mean {close!r}? " if close else ""
+            problems.append((index, f"unknown analysis {name!r}", f"{hint}known: {listing}"))
+    return problems
+
+
+def _closest(name: str, known: list[str]) -> str | None:
+    """A likely intended table: a near spelling, else the longest table the name extends
+    ('pct_coordinates' → 'pct'), else one that contains it ('opinion_change' → 'pobs_opinion_change')."""
+    close = difflib.get_close_matches(name, known, n=1)
+    if close:
+        return close[0]
+    prefixes = [k for k in known if name.startswith(f"{k}_")]
+    if prefixes:
+        return max(prefixes, key=len)
+    return next((k for k in known if name in k), None)
 
 
 def registered() -> dict[str, TableSpec]:

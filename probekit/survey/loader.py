@@ -1,14 +1,20 @@
-"""Load a survey YAML file into a validated `Survey`, reporting every problem as file:line — fix."""
+"""Load a survey YAML file into a validated `Survey`, reporting every problem as file:line — fix.
+
+The file is parsed once (probekit.survey.yamlfile: libyaml node tree + data built from it); pydantic
+validates the data, the node tree gives each problem its line, and `check_survey` adds what pydantic
+cannot express. `analyses:` names are checked against the analysis registry without importing it whole.
+"""
 
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
+from yaml.nodes import MappingNode, SequenceNode
 
 from probekit.jsonl import iter_jsonl
 from probekit.survey.errors import SpecError, SpecProblem
@@ -19,53 +25,7 @@ from probekit.survey.schema import (
     is_builtin_placeholder,
     template_placeholders,
 )
-
-Loc = Sequence[str | int]
-
-
-class _Locator:
-    """Maps a path inside the parsed YAML (keys and indices) to a line number in the file."""
-
-    def __init__(self, root: yaml.Node | None):
-        self.root = root
-
-    def line(self, loc: Loc) -> int:
-        node = self.root
-        best = 1 if node is None else node.start_mark.line + 1
-        for key in loc:
-            if isinstance(node, yaml.MappingNode):
-                match = next((v for k, v in node.value if k.value == key), None)
-                key_node = next((k for k, _v in node.value if k.value == key), None)
-                if match is None:
-                    break
-                node = match
-                best = (key_node or match).start_mark.line + 1
-            elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-                node = node.value[key]
-                best = node.start_mark.line + 1
-            else:
-                break
-        return best
-
-
-def _duplicate_keys(node: yaml.Node | None, path: str) -> list[SpecProblem]:
-    """PyYAML silently keeps the last of two equal keys; report them instead."""
-    problems: list[SpecProblem] = []
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[str, int] = {}
-        for key, value in node.value:
-            line = key.start_mark.line + 1
-            if key.value in seen:
-                problems.append(
-                    SpecProblem(path, line, f"duplicate key {key.value!r} (first at line {seen[key.value]})",
-                                "keep one of them")
-                )
-            seen[key.value] = line
-            problems.extend(_duplicate_keys(value, path))
-    elif isinstance(node, yaml.SequenceNode):
-        for child in node.value:
-            problems.extend(_duplicate_keys(child, path))
-    return problems
+from probekit.survey.yamlfile import Loc, Locator, YamlDocument, paused_gc, read_yaml
 
 
 def _allowed_fields(model: type[BaseModel], loc: Loc) -> list[str]:
@@ -89,7 +49,7 @@ def _allowed_fields(model: type[BaseModel], loc: Loc) -> list[str]:
 
 
 def _pydantic_problems(
-    error: ValidationError, model: type[BaseModel], path: str, locate: _Locator, prefix: Loc = ()
+    error: ValidationError, model: type[BaseModel], path: str, locate: Locator, prefix: Loc = ()
 ) -> list[SpecProblem]:
     problems = []
     for detail in error.errors():
@@ -148,7 +108,13 @@ def _load_items_file(
     return items, lines, problems
 
 
-def check_survey(survey: Survey, path: str, item_lines: list[tuple[str, int]], locate: _Locator) -> list[SpecProblem]:
+@functools.lru_cache(maxsize=1024)
+def _placeholders(text: str) -> frozenset[str]:
+    """`template_placeholders`, parsed once per distinct text (every item re-checks the same templates)."""
+    return frozenset(template_placeholders(text))
+
+
+def check_survey(survey: Survey, path: str, item_lines: list[tuple[str, int]], locate: Locator) -> list[SpecProblem]:
     """Semantic checks pydantic cannot express: placeholders, ids, option counts, labels, gold.
 
     `item_lines[i]` is the (file, line) where survey.items[i] is written.
@@ -196,7 +162,7 @@ def check_survey(survey: Survey, path: str, item_lines: list[tuple[str, int]], l
                 texts = [template.user, template.system or survey.system or "", *[t.content for t in template.followups]]
                 for text in texts:
                     try:
-                        names = template_placeholders(text)
+                        names = _placeholders(text)
                     except ValueError as exc:
                         problems.append(SpecProblem(path, locate.line(["templates", t_index]), f"template {template.id!r}: {exc}", "use named placeholders"))
                         continue
@@ -227,32 +193,29 @@ def check_survey(survey: Survey, path: str, item_lines: list[tuple[str, int]], l
 
 def load_survey(path: str | Path) -> Survey:
     """Load and validate a survey spec. Raises `SpecError` listing every problem as file:line — fix."""
-    survey_path = Path(path)
-    shown = str(path)
-    if not survey_path.exists():
-        raise SpecError([SpecProblem(shown, 0, "file not found", "check the path")])
-    text = survey_path.read_text(encoding="utf-8")
-    try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else 1
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError([SpecProblem(shown, line, f"YAML syntax error: {problem}",
-                                     "check indentation, colons and quotes on this line (quote text containing ': ')")]) from None
-    locate = _Locator(root)
-    problems = _duplicate_keys(root, shown)
-    if not isinstance(data, dict):
+    with paused_gc():  # a large spec makes ~10 objects per line; see probekit/survey/yamlfile.py
+        return survey_from_yaml(read_yaml(path))
+
+
+def survey_from_yaml(doc: YamlDocument) -> Survey:
+    """Validate a parsed survey file (`read_yaml`); raises `SpecError` listing every problem as file:line — fix."""
+    shown = doc.path
+    locate = Locator(doc.root)
+    problems = list(doc.duplicates)
+    if not isinstance(doc.data, dict):
         raise SpecError([SpecProblem(shown, 1, "a survey file must be a YAML mapping", "start with 'id:', 'kind:', 'templates:' ...")])
     try:
-        survey = Survey.model_validate(data)
+        survey = Survey.model_validate(doc.data)
     except ValidationError as exc:
-        raise SpecError(problems + _pydantic_problems(exc, Survey, shown, locate)) from None
+        listed = doc.data.get("analyses")
+        names = listed if isinstance(listed, list) and all(isinstance(n, str) for n in listed) else []
+        raise SpecError(problems + _pydantic_problems(exc, Survey, shown, locate)
+                        + analysis_problems(names, shown, locate)) from None
 
-    item_lines = [(shown, locate.line(["items", index])) for index in range(len(survey.items))]
+    problems.extend(analysis_problems(survey.analyses, shown, locate))
+    item_lines = _item_lines(doc, len(survey.items))
     if survey.items_file:
-        file_items, file_lines, file_problems = _load_items_file(survey_path, survey.items_file, locate.line(["items_file"]))
+        file_items, file_lines, file_problems = _load_items_file(Path(shown), survey.items_file, locate.line(["items_file"]))
         problems.extend(file_problems)
         item_lines.extend(file_lines)
         survey = survey.model_copy(update={"items": [*survey.items, *file_items]})
@@ -260,3 +223,21 @@ def load_survey(path: str | Path) -> Survey:
     if problems:
         raise SpecError(problems)
     return survey
+
+
+def _item_lines(doc: YamlDocument, count: int) -> list[tuple[str, int]]:
+    """(file, line) of each inline item: the line of its node under `items:`."""
+    nodes: list[Any] = []
+    if isinstance(doc.root, MappingNode):
+        found = next((value for key, value in doc.root.value if key.value == "items"), None)
+        if isinstance(found, SequenceNode):
+            nodes = found.value
+    return [(doc.path, nodes[index].start_mark.line + 1 if index < len(nodes) else 1) for index in range(count)]
+
+
+def analysis_problems(names: Sequence[str], shown: str, locate: Locator, loc: Loc = ("analyses",)) -> list[SpecProblem]:
+    """`analyses:` entries that name no table of the analysis registry (file:line — did you mean …)."""
+    from probekit.analysis.registry import unknown_tables
+
+    return [SpecProblem(shown, locate.line([*loc, index]), message, fix)
+            for index, message, fix in unknown_tables(names)]

@@ -222,7 +222,8 @@ class Survey(Strict):
     matcher: Matcher = Field(default_factory=Matcher)
     """Free-text matching data for sample mode."""
     analyses: list[str] = Field(default_factory=list)
-    """Analyses that apply (informational; `probekit analyze` picks by kind)."""
+    """Tables `probekit analyze` shows by default (names from the analysis registry, checked at load
+    time; docs/analysis.md lists them). Empty: every table that applies to the survey."""
     meta: dict[str, Any] = Field(default_factory=dict)
     """Free-form metadata."""
 

@@ -117,7 +117,7 @@ def main() -> None:
         "templates": [{"id": "action", "user": USER}],
         "permutations": {"policy": "reversed"},
         "scoring": {"mode": "logprob", "samples": 5, "temperature": 1.0, "max_tokens": 16},
-        "analyses": ["uncertainty", "consistency", "position_bias", "value_preferences"],
+        "analyses": ["dailydilemmas_values", "uncertainty", "uncertainty_summary", "position_bias", "response_rates"],
         "items_file": write_items("dailydilemmas", items),
     }
     out = write_survey("dailydilemmas", HEADER, survey)

@@ -96,7 +96,8 @@ def survey_spec(survey_id: str, title: str, user: str, items_file: str, descript
         "templates": [{"id": "lmeval", "user": user}],
         "permutations": {"policy": "cyclic", "seed": 0},
         "scoring": {"mode": "logprob"},
-        "analyses": ["selection_bias", "position_bias", "position_prior", "mcq_calibration", "confidence_by_correctness"],
+        "analyses": ["selection_bias", "position_bias", "position_prior", "mcq_calibration", "confidence_by_correctness",
+                     "response_rates"],
         "items_file": items_file,
     }
 

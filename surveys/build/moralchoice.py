@@ -101,7 +101,8 @@ def main() -> None:
         # The paper samples 5 answers at T=1 (see experiments/moralchoice.yaml); logprob is the cheap default.
         "scoring": {"mode": "logprob", "samples": 5, "temperature": 1.0, "max_tokens": 48},
         "matcher": matcher(args.data),
-        "analyses": ["uncertainty", "consistency", "position_bias"],
+        "analyses": ["moralchoice", "moralchoice_agreement", "uncertainty", "uncertainty_summary", "position_bias",
+                     "response_rates"],
         "items_file": write_items("moralchoice", items),
     }
     out = write_survey("moralchoice", HEADER, survey)

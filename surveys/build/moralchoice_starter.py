@@ -60,7 +60,8 @@ def main() -> None:
         "templates": templates,
         "permutations": {"policy": "reversed"},
         "scoring": {"mode": "logprob", "samples": 5, "temperature": 1.0, "max_tokens": 48},
-        "analyses": ["uncertainty", "consistency", "position_bias"],
+        "analyses": ["moralchoice", "moralchoice_agreement", "uncertainty", "uncertainty_summary", "position_bias",
+                     "response_rates"],
         "items": items,
     }
     out = Path("surveys/moralchoice_starter.yaml")

@@ -91,7 +91,7 @@ def main() -> None:
         "factors": {"forcing": {FORCING_IDS[j]: jails[j] for j in FORCING_IDS}},
         "permutations": {"policy": "identity"},
         "scoring": {"mode": "logprob", "samples": 5, "temperature": 1.0, "max_tokens": 32},
-        "analyses": ["pct_coordinates", "consistency", "uncertainty"],
+        "analyses": ["pct", "pct_spread", "uncertainty", "uncertainty_summary", "response_rates"],
         "meta": {
             "forcing_source_ids": {v: k for k, v in FORCING_IDS.items()},
             "scoring": {axis: {"offset": float(c["offset"]), "divisor": float(c["divisor"])} for axis, c in constants.items()},

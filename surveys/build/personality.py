@@ -92,7 +92,7 @@ def survey_spec(survey_id: str, title: str, description: str, items: list[dict[s
         "permutations": {"policy": "identity"},
         # The published runs used temperature ~0; logprob mode reads the whole distribution.
         "scoring": {"mode": "logprob", "samples": 1, "temperature": 0.0, "max_tokens": 8},
-        "analyses": ["likert_traits", "prompt_sensitivity", "option_order_symmetry", "cronbach_alpha"],
+        "analyses": ["likert_traits", "likert_sensitivity", "likert_symmetry", "likert_alpha", "response_rates"],
         "items": items,
     }
 

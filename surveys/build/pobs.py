@@ -108,7 +108,7 @@ def main() -> None:
         "permutations": {"policy": "identity"},
         "reasoning_modes": ["direct", "reasoning"],
         "scoring": {"mode": "logprob", "samples": 5, "temperature": 1.0, "max_tokens": 16, "reasoning_max_tokens": 256},
-        "analyses": ["pobs_reliability", "pobs_nni", "pobs_tci", "opinion_change"],
+        "analyses": ["pobs", "pobs_topics", "pobs_opinion_change", "pobs_declarative", "response_rates"],
         "items": all_items,
     }
     out = write_survey("pobs", HEADER, survey)

@@ -33,8 +33,13 @@ def test_analyze_fake_moralchoice_json_csv_and_out(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     run_id = done.stdout.strip().splitlines()[-1]
     tables = _json_tables(store, "--run", run_id)
-    for name in ("response_rates", "uncertainty", "uncertainty_summary", "moralchoice", "moralchoice_agreement"):
-        assert name in tables, name
+    # by default the tables the survey lists under `analyses:`; --all adds the other applicable ones
+    listed = {"moralchoice", "moralchoice_agreement", "uncertainty", "uncertainty_summary", "position_bias", "response_rates"}
+    assert set(tables) == listed
+    everything = _json_tables(store, "--run", run_id, "--all", "--tables", "uncertainty")
+    assert set(everything) == {"uncertainty"}  # named tables win over --all
+    everything = _json_tables(store, "--run", run_id, "--all")
+    assert set(everything) == listed | {"position_prior"}
     uncertainty = pd.DataFrame(tables["uncertainty"])
     models = sorted(set(uncertainty["model"]))  # fake:a, then fake:b (stored with or without its query)
     assert len(models) == 2 and models[0] == "fake:a" and models[1].startswith("fake:b")
@@ -55,6 +60,9 @@ def test_analyze_fake_moralchoice_json_csv_and_out(tmp_path: Path) -> None:
     assert "# uncertainty" in done.stdout
     assert (out / "uncertainty.csv").exists() and (out / "moralchoice.parquet").exists()
     assert len(pd.read_parquet(out / "uncertainty.parquet")) == 8
+    assert sorted(p.name for p in out.glob("uncertainty.*")) == ["uncertainty.csv", "uncertainty.json", "uncertainty.parquet"]
+    rows = json.loads((out / "uncertainty.json").read_text())  # the table's rows, as in --format json
+    assert len(rows) == 8 and list(rows[0]) == list(tables["uncertainty"][0])
     table_out = _run("analyze", "--store", str(store), "--n-boot", "100")
     assert table_out.returncode == 0 and "== moralchoice" in table_out.stdout
 
@@ -102,3 +110,37 @@ def test_analyze_run_with_two_surveys_prefixes_tables(tmp_path: Path) -> None:
     tables = _json_tables(store)
     assert "moralchoice_starter.moralchoice" in tables and "pct.pct" in tables
     assert "pct.moralchoice" not in tables and "moralchoice_starter.pct" not in tables
+
+
+def test_experiment_analyses_choose_the_default_tables(tmp_path: Path) -> None:
+    experiment = tmp_path / "exp.yaml"
+    experiment.write_text(f"id: mini\nmodels: [fake:a]\nsurveys:\n  - path: {STARTER}\n    limit: 2\n"
+                          "analyses: [uncertainty_summary, response_rates, pct]\n", encoding="utf-8")
+    store = tmp_path / "s.duckdb"
+    done = _run("run", str(experiment), "--store", str(store), "-q")
+    assert done.returncode == 0, done.stderr
+    assert set(_json_tables(store)) == {"uncertainty_summary", "response_rates"}  # pct does not apply to a choice survey
+    # pooled by survey id there is no experiment: the survey's own list
+    assert "moralchoice" in _json_tables(store, "--survey", "moralchoice_starter")
+
+
+def test_write_tables_and_json_contract(tmp_path: Path) -> None:
+    import numpy as np
+
+    from probekit.analysis import tables_to_json, write_tables
+
+    frame = pd.DataFrame({"model": ["a", "b"], "x": [0.5, float("nan")], "n": np.array([3, 4], dtype=np.int64),
+                          "dist": [np.array([0.25, 0.75]), [np.float32(1.0), None]], "meta": [{"k": np.int64(1)}, {}]})
+    tables = {"t": frame, "pct.pct": frame.iloc[:1]}
+    parsed = json.loads(tables_to_json(tables))
+    assert parsed["t"] == [{"model": "a", "x": 0.5, "n": 3, "dist": [0.25, 0.75], "meta": {"k": 1}},
+                           {"model": "b", "x": None, "n": 4, "dist": [1.0, None], "meta": {}}]
+    written = write_tables(tables, tmp_path / "out")
+    assert [p.name for p in written] == ["t.csv", "t.parquet", "t.json", "pct.pct.csv", "pct.pct.parquet", "pct.pct.json"]
+    assert json.loads((tmp_path / "out" / "t.json").read_text()) == parsed["t"]
+    back = pd.read_parquet(tmp_path / "out" / "t.parquet")
+    assert json.loads(back["dist"][0]) == [0.25, 0.75] and back["n"].tolist() == [3, 4]
+    assert pd.read_csv(tmp_path / "out" / "pct.pct.csv")["model"].tolist() == ["a"]
+    assert write_tables(tables, tmp_path / "json_only", formats=["json"]) == [tmp_path / "json_only" / "t.json", tmp_path / "json_only" / "pct.pct.json"]
+    with pytest.raises(ValueError, match="xlsx"):
+        write_tables(tables, tmp_path / "x", formats=["xlsx"])

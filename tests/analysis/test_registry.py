@@ -65,3 +65,51 @@ def test_register_build_and_detail_tables(monkeypatch) -> None:  # type: ignore[
     assert set(build_tables(_Ctx(info))) == {"t_table"}  # type: ignore[arg-type]
     assert set(build_tables(_Ctx(info), ["t_detail", "t_table"])) == {"t_detail", "t_table"}  # type: ignore[arg-type]
     assert registry.registered()["t_detail"].description == ""
+
+
+def test_table_names_are_read_without_importing_the_modules(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from probekit.analysis import registry
+
+    names = set(registry.registered())
+    monkeypatch.setattr(registry, "_REGISTRY", {})  # only the source scan is left
+    assert registry.table_names() == names
+
+
+def test_unknown_tables_name_a_likely_table() -> None:
+    from probekit.analysis.registry import unknown_tables
+
+    found = {name: fix for name, (_i, _message, fix) in zip(["uncertanty", "pct_coordinates", "opinion_change", "zzz"],
+                                                            unknown_tables(["uncertanty", "pct_coordinates", "opinion_change", "zzz"]))}
+    assert found["uncertanty"].startswith("did you mean 'uncertainty'? known: ")
+    assert found["pct_coordinates"].startswith("did you mean 'pct'? ")
+    assert found["opinion_change"].startswith("did you mean 'pobs_opinion_change'? ")
+    assert found["zzz"].startswith("known: ") and "response_rates" in found["zzz"]
+    assert unknown_tables(["pct", "trials"]) == []
+
+
+def test_spec_validation_stays_light() -> None:
+    """`probekit validate` checks `analyses:` against the registry without importing pandas & co."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    code = ("import sys\n"
+            "from probekit.survey.loader import load_survey\n"
+            "from probekit.experiment import load_experiment\n"
+            "load_survey('surveys/pct.yaml'); load_experiment('experiments/spinning_arrow.yaml')\n"
+            "heavy = [m for m in ('pandas', 'numpy', 'scipy', 'duckdb') if m in sys.modules]\n"
+            "assert not heavy, heavy\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def test_shipped_surveys_list_tables_that_apply() -> None:
+    from pathlib import Path
+
+    from probekit.survey.loader import load_survey
+
+    for path in sorted((Path(__file__).resolve().parents[2] / "surveys").glob("*.yaml")):
+        survey = load_survey(path)
+        applying = _names(SurveyInfo(survey.id, survey.kind, survey.model_dump()))
+        assert survey.analyses and set(survey.analyses) <= applying, (path.name, set(survey.analyses) - applying)

@@ -104,3 +104,60 @@ def test_probekit_run_runs_an_experiment_file(tmp_path: Path) -> None:
                              capture_output=True, text=True, env=env, timeout=300)
     assert refused.returncode == 2 and f"{bad}:3: survey 'pct' has no template(s) ['nope']" in refused.stderr
     assert not (tmp_path / "b.duckdb").exists()
+
+
+def test_resolve_inputs_mixes_surveys_experiment_and_objects(tmp_path: Path) -> None:
+    from probekit.experiment import RunInputs, resolve_inputs
+
+    in_memory = load_survey(REPO / "surveys" / "moralchoice_starter.yaml")
+    pct_file = REPO / "surveys" / "pct.yaml"
+    inputs = resolve_inputs([str(pct_file), EXPERIMENTS / "pobs_test_time_compute.yaml", in_memory])
+    assert isinstance(inputs, RunInputs)
+    assert [(s.id, p) for s, p in inputs.surveys] == [
+        ("pct", str(pct_file)), ("pobs", str((REPO / "surveys" / "pobs.yaml").resolve())), ("moralchoice_starter", None)]
+    assert inputs.surveys[2][0] is in_memory
+    pobs = inputs.surveys[1][0]
+    assert pobs.reasoning_modes == ["direct", "reasoning"] and pobs.scoring.samples == 5  # the design's settings
+    experiment, _ = load_experiment(EXPERIMENTS / "pobs_test_time_compute.yaml")
+    assert inputs.models == experiment.models
+    assert inputs.experiment is not None and inputs.experiment["id"] == "pobs_test_time_compute"
+    assert inputs.experiment["path"] == str(EXPERIMENTS / "pobs_test_time_compute.yaml")
+    assert inputs.experiment["analyses"] == experiment.analyses
+
+    plain = resolve_inputs([pct_file])
+    assert plain.experiment is None and plain.models is None and [s.id for s, _ in plain.surveys] == ["pct"]
+
+
+def test_resolve_inputs_reports_every_bad_file(tmp_path: Path) -> None:
+    from probekit.experiment import resolve_inputs
+
+    bad_survey = tmp_path / "bad.yaml"
+    bad_survey.write_text((REPO / "surveys" / "moralchoice_starter.yaml").read_text(encoding="utf-8").replace("kind: choice", "kind: choise"),
+                          encoding="utf-8")
+    with pytest.raises(SpecError) as error:
+        resolve_inputs([bad_survey, tmp_path / "missing.yaml", EXPERIMENTS / "moralchoice.yaml", EXPERIMENTS / "spinning_arrow.yaml"])
+    text = str(error.value)
+    assert f"{bad_survey}:" in text and "choise" in text
+    assert f"{tmp_path / 'missing.yaml'}:0: file not found" in text
+    assert f"{EXPERIMENTS / 'spinning_arrow.yaml'}:1: a second experiment file" in text and "one experiment file at a time" in text
+
+
+def test_experiment_analyses_are_checked(tmp_path: Path) -> None:
+    experiment = tmp_path / "exp.yaml"
+    experiment.write_text(f"id: e\nsurveys:\n  - path: {REPO / 'surveys' / 'pct.yaml'}\nanalyses: [pct, pct_coordinates]\n",
+                          encoding="utf-8")
+    with pytest.raises(SpecError) as error:
+        load_experiment(experiment)
+    assert [str(p) for p in error.value.problems] == [
+        f"{experiment}:4: unknown analysis 'pct_coordinates' — did you mean 'pct'? known: "
+        + str(error.value.problems[0]).split("known: ")[1]]
+
+
+def test_shipped_experiments_list_tables_that_apply_to_their_surveys() -> None:
+    from probekit.analysis.registry import SurveyInfo, applicable
+
+    for path in sorted(EXPERIMENTS.glob("*.yaml")):
+        experiment, surveys = load_experiment(path)
+        applying = {spec.name for survey in surveys
+                    for spec in applicable(SurveyInfo(survey.id, survey.kind, survey.model_dump()))}
+        assert experiment.analyses and set(experiment.analyses) <= applying, (path.name, set(experiment.analyses) - applying)

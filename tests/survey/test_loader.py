@@ -108,3 +108,100 @@ def test_yesno_needs_two_options(tmp_path: Path) -> None:
 def test_bad_policy(tmp_path: Path) -> None:
     found = problems(write(tmp_path, GOOD + "permutations: {policy: 'random:x'}\n"))
     assert any("random:K" in p for p in found), found
+
+
+def _large_spec(n_items: int) -> tuple[str, dict[str, int]]:
+    """A survey with `n_items` inline items (2–5 options, fields, meta); also the line of each item id."""
+    lines = ["id: large", "kind: choice", "templates:", "  - id: ab",
+             '    user: "Q: {context} ({topic})\\n{options}\\nAnswer with {labels_or}."',
+             "analyses: [uncertainty, position_bias]", "items:"]
+    item_line: dict[str, int] = {}
+    for i in range(n_items):
+        item_line[f"q{i}"] = len(lines) + 1
+        lines += [f"  - id: q{i}", "    fields:", f'      context: "Scenario {i}: decide."', f"      topic: t{i % 7}", "    options:"]
+        lines += [f'      - text: "Option {j} of {i}"' for j in range(2 + i % 4)]
+        lines += ["    meta: {ambiguity: low}"]
+    return "\n".join(lines) + "\n", item_line
+
+
+def test_large_spec_loads_and_a_deep_error_names_its_line(tmp_path: Path) -> None:
+    text, item_line = _large_spec(3000)
+    survey = load_survey(write(tmp_path, text, "large.yaml"))
+    assert len(survey.items) == 3000 and [len(i.options or []) for i in survey.items[:4]] == [2, 3, 4, 5]
+    assert survey.items[2999].meta == {"ambiguity": "low"} and survey.analyses == ["uncertainty", "position_bias"]
+
+    # a misspelt option field deep in the file: the line of that option's key
+    bad = text.replace('      - text: "Option 1 of 2718"', '      - txet: "Option 1 of 2718"')
+    option_line = item_line["q2718"] + 6  # id, fields, context, topic, options:, option 0, option 1
+    found = problems(write(tmp_path, bad, "bad_field.yaml"))
+    assert any(p.startswith(f"{tmp_path / 'bad_field.yaml'}:{option_line}: unknown field 'txet'") for p in found), found
+    assert any(f":{option_line}:" in p and "missing required field 'text'" in p for p in found), found
+
+    # a duplicate key and a duplicate item id deep in the file
+    dup = text.replace("  - id: q2500\n", "  - id: q2500\n    id: q2500b\n").replace("  - id: q2900\n", "  - id: q7\n")
+    found = problems(write(tmp_path, dup, "dup.yaml"))
+    path = tmp_path / "dup.yaml"
+    assert any(p.startswith(f"{path}:{item_line['q2500'] + 1}: duplicate key 'id' (first at line {item_line['q2500']})") for p in found), found
+    moved = item_line["q2900"] + 1  # one line was added above it
+    assert any(p.startswith(f"{path}:{moved}: duplicate item id 'q7' (first at {path}:{item_line['q7']})") for p in found), found
+
+
+def test_unknown_analysis_names_line_and_close_match(tmp_path: Path) -> None:
+    spec = GOOD.replace("items:\n", "analyses:\n  - uncertainty\n  - uncertanty\n  - consistency\nitems:\n", 1)
+    found = problems(write(tmp_path, spec))
+    path = tmp_path / "survey.yaml"
+    typo = next(p for p in found if "'uncertanty'" in p)
+    assert typo.startswith(f"{path}:8: unknown analysis 'uncertanty' — did you mean 'uncertainty'? known: ")
+    assert "response_rates" in typo and "moralchoice" in typo
+    assert any(p.startswith(f"{path}:9: unknown analysis 'consistency'") for p in found), found
+    assert not any("'uncertainty'" in p.split(" — ")[0] for p in found)
+
+
+def test_libyaml_and_pure_python_loaders_agree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same data, duplicate keys and error lines with libyaml and with PyYAML's pure-Python fallback."""
+    import yaml
+
+    from probekit.survey import yamlfile
+
+    text, _lines = _large_spec(50)
+    tricky = text + "meta:\n  base: &base {a: 1, when: 2024-01-02, ok: yes, n: 0x1F, f: 1.5e3, none: ~}\n  copy: *base\n  merged: {<<: *base, a: 2}\n"
+    tricky_bad = tricky.replace("  - id: q30\n", "  - id: q30\n    id: again\n").replace("kind: choice", "kind: choise")
+    seen = []
+    for loader in (yamlfile.YamlLoader, yaml.SafeLoader):
+        monkeypatch.setattr(yamlfile, "YamlLoader", loader)
+        doc = yamlfile.parse_yaml(tricky)
+        assert doc.data == yaml.safe_load(tricky)
+        survey = load_survey(write(tmp_path, tricky))
+        seen.append((survey.model_dump(), problems(write(tmp_path, tricky_bad))))
+    assert seen[0] == seen[1]
+    assert any(":2: invalid value 'choise'" in p for p in seen[0][1]), seen[0][1]
+
+
+@pytest.mark.parametrize("text", [
+    "a: 1\nb: [x, 2, 3.5, true, null, '7']\nc: {d: e}\n",
+    "a: &x [1, 2]\nb: *x\n",                          # alias: PyYAML's constructor
+    "a: &r [*r]\n",                                     # recursive alias
+    "? [1, 2]\n: complex key\n",                        # non-scalar key
+    "s: !!set {a, b}\nt: !!binary aGk=\nd: 2001-12-14\n",
+    "a: 1\na: 2\nb: {c: 1, c: 2}\n",                    # duplicate keys (last wins, as yaml.safe_load)
+    "",
+])
+def test_single_parse_builds_what_safe_load_builds(text: str) -> None:
+    import yaml
+
+    from probekit.survey.yamlfile import parse_yaml
+
+    try:
+        expected = yaml.safe_load(text)
+    except yaml.YAMLError:
+        with pytest.raises(yaml.YAMLError):
+            parse_yaml(text)
+        return
+    doc = parse_yaml(text)
+    if text.startswith("a: &r"):
+        assert doc.data["a"][0] is doc.data["a"]
+    else:
+        assert doc.data == expected
+    if text.startswith("a: 1\na: 2"):
+        assert [(p.line, p.message) for p in doc.duplicates] == [(2, "duplicate key 'a' (first at line 1)"),
+                                                                 (3, "duplicate key 'c' (first at line 3)")]
