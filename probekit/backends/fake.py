@@ -98,8 +98,12 @@ class FakeBackend(Backend):
             return await super().label_logprobs(requests)
         await self._call(requests, "label")
         # Valid mass below 1: some probability goes to tokens outside the labels, as with real models.
-        return [LabelScores([p * 0.9 for p in self.shown_probs(_need(r))], None, Provenance(resolved_model=f"fake/{self.name}"))
-                for r in requests]
+        scores = []
+        for request in requests:
+            probs = [p * 0.9 for p in self.shown_probs(_need(request))]
+            top = sorted(((label, math.log(p)) for label, p in zip(request.labels, probs)), key=lambda pair: -pair[1])
+            scores.append(LabelScores(probs, top, Provenance(resolved_model=f"fake/{self.name}")))
+        return scores
 
     async def generate(self, requests: list[GenerateRequest]) -> list[list[Generation]]:
         await self._call(requests, "generate")
