@@ -134,15 +134,19 @@ async def run_async(inputs: Sequence[str | Path | Survey] | RunInputs, options: 
         stored = await asyncio.to_thread(recorder.resume_run, run_id)
         if options.resume and stored.get("surveys") != config["surveys"]:
             raise ValueError(f"run {run_id} was made with other surveys or settings; resume it with the same arguments")
-    for survey, digest, path in surveys:
-        await asyncio.to_thread(recorder.record_survey, survey, digest, path)
-        await asyncio.to_thread(recorder.record_trials, run_id, digest, per_survey_trials[survey.id])
-    if prior_rows:
-        await asyncio.to_thread(recorder.record_priors, run_id, prior_rows)
+    def record_inputs() -> None:
+        with recorder.session():  # one open of the store for the whole set-up
+            for survey, digest, path in surveys:
+                recorder.record_survey(survey, digest, path)
+                recorder.record_trials(run_id, digest, per_survey_trials[survey.id])
+            if prior_rows:
+                recorder.record_priors(run_id, prior_rows)
+
     summaries: list[ModelSummary] = []
     status = "interrupted"
     try:
-        summaries = await execute(run_id, all_trials, settings, recorder, options, backends)
+        summaries = await execute(run_id, all_trials, settings, recorder, options, backends,
+                                  ready=asyncio.to_thread(record_inputs), resumed=resumed)
         if any(t.order != tuple(range(len(t.order))) for t in all_trials):
             from probekit.analysis.pride import store_run_priors
 

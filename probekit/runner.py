@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -83,27 +83,78 @@ class RunSummary:
 
 
 class _Writer:
-    """Buffers result rows and hands them to the recorder in small transactions (time- or size-triggered)."""
+    """Buffers result rows and hands them to the recorder from one background task, in small transactions
+    (every `flush_seconds`, or sooner once `flush_rows` are waiting). Scoring tasks only append: they never
+    wait for a commit, unless `4 × flush_rows` rows are waiting (back-pressure while the store is slow)."""
 
     def __init__(self, recorder: Recorder, options: RunOptions):
         self.recorder = recorder
         self.options = options
         self.buffer: list[ResultRow] = []
-        self.last_flush = time.monotonic()
-        self.lock = asyncio.Lock()
+        self._due = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._error: Exception | None = None
+        self._unready = False
+        self.commits = 0
+
+    def start(self, ready: Awaitable[None] | None = None) -> None:
+        """Start committing, once `ready` (the recording of the run's trials) is done."""
+        self._task = asyncio.create_task(self._loop(ready))
 
     async def add(self, rows: list[ResultRow]) -> None:
+        if self._error is not None:
+            raise self._error  # the store failed: stop scoring what could not be recorded
         self.buffer.extend(rows)
-        if len(self.buffer) >= self.options.flush_rows or time.monotonic() - self.last_flush >= self.options.flush_seconds:
-            await self.flush()
+        if len(self.buffer) >= self.options.flush_rows:
+            self._due.set()
+        if len(self.buffer) >= 4 * self.options.flush_rows:
+            self._room.clear()
+            await self._room.wait()
 
-    async def flush(self) -> None:
-        async with self.lock:
-            if not self.buffer:
-                return
-            rows, self.buffer = self.buffer, []
+    async def _loop(self, ready: Awaitable[None] | None) -> None:
+        try:
+            if ready is not None:
+                try:
+                    await ready
+                except Exception:
+                    self._unready = True  # the run's trials could not be recorded: commit nothing
+                    raise
+            while not self._closing:
+                try:
+                    await asyncio.wait_for(self._due.wait(), timeout=self.options.flush_seconds)
+                except asyncio.TimeoutError:
+                    pass
+                self._due.clear()
+                await self._flush_once()
+        except Exception as error:
+            self._error = error
+            self._room.set()
+
+    async def _flush_once(self) -> None:
+        if not self.buffer:
+            return
+        rows, self.buffer = self.buffer, []
+        try:
             await asyncio.to_thread(self.recorder.record_results, rows)
-            self.last_flush = time.monotonic()
+        except BaseException:
+            self.buffer[:0] = rows  # kept for the final flush (or the caller's error)
+            raise
+        finally:
+            self._room.set()
+        self.commits += 1
+
+    async def close(self) -> None:
+        """Stop the background task and commit what is left."""
+        self._closing = True
+        self._due.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+        if not self._unready:
+            await self._flush_once()  # what is left (and, after a store error, one more try)
 
 
 def effective_settings(model: str, runtime_modes: set[str], settings_by_survey: dict[str, ScoringSettings]) -> dict[str, ScoringSettings]:
@@ -123,14 +174,15 @@ def effective_settings(model: str, runtime_modes: set[str], settings_by_survey: 
 
 
 async def _run_model(runtime: ModelRuntime, run_id: str, trials: list[Trial], settings_by_survey: dict[str, ScoringSettings],
-                     recorder: Recorder, writer: _Writer, options: RunOptions) -> ModelSummary:
+                     recorder: Recorder, writer: _Writer, options: RunOptions, resumed: bool) -> ModelSummary:
     model = runtime.model
     summary = ModelSummary(model=model, total=len(trials))
     started = time.perf_counter()
-    info = await runtime.start()
+    info = await runtime.start()  # loading a model or probing an API overlaps the recording of the run's trials
     settings_by_survey = effective_settings(model, supported_modes(info.capabilities), settings_by_survey)
-    await asyncio.to_thread(recorder.record_model, run_id, model, info.as_row())
-    done = await asyncio.to_thread(recorder.completed_trials, run_id, model)
+    # Recorded while the model scores (the store may be busy recording the run's trials).
+    recording_model = asyncio.ensure_future(asyncio.to_thread(recorder.record_model, run_id, model, info.as_row()))
+    done = await asyncio.to_thread(recorder.completed_trials, run_id, model) if resumed else set()
     pending = [t for t in trials if t.trial_id not in done]
     summary.skipped = len(trials) - len(pending)
     # Scoring batches: the backend's batch size (one trial per task for API models), grouped by survey
@@ -171,10 +223,17 @@ async def _run_model(runtime: ModelRuntime, run_id: str, trials: list[Trial], se
 
     if options.progress:
         options.progress(model, progress_done, summary.total, 0)
-    try:
-        await asyncio.gather(*(one_batch(s, b) for s, b in batches))
-    finally:
-        await writer.flush()
+    # A pool of workers pulls the batches: twice the backend's concurrency keeps every slot busy (a worker
+    # builds its next request while another waits) without creating a task per trial up front, which
+    # would hold back the first requests of a large run.
+    queue = iter(batches)
+
+    async def worker() -> None:
+        for settings, batch in queue:
+            await one_batch(settings, batch)
+
+    await asyncio.gather(*(worker() for _ in range(min(len(batches), 2 * max(1, runtime.backend.concurrency)))))
+    await recording_model
     if seen_names or seen_fingerprints:
         # The provider's resolved names and fingerprints seen in this run (a provider may switch snapshots).
         row = info.as_row()
@@ -194,19 +253,26 @@ def error_row(run_id: str, trial: Trial, model: str, error_class: str, message: 
 
 
 async def execute(run_id: str, trials: list[Trial], settings_by_survey: dict[str, ScoringSettings], recorder: Recorder,
-                  options: RunOptions, backends: dict[str, Backend] | None = None) -> list[ModelSummary]:
-    """Run every trial on every model of `options.models`, the models concurrently. A model that cannot
+                  options: RunOptions, backends: dict[str, Backend] | None = None,
+                  ready: Awaitable[None] | None = None, resumed: bool = True) -> list[ModelSummary]:
+    """Run every trial on every model of `options.models`, the models concurrently. `ready` (the recording
+    of the run's surveys and trials) runs while the models start and score; results are committed only
+    after it (a result row never precedes its trial in the store). A model that cannot
     start (load failure, failed probe, unsupported mode) stops the run with its error after the others'
-    completed work is recorded."""
+    completed work is recorded. `resumed=False` (a run just created) skips looking for stored results."""
+    ready_task = asyncio.ensure_future(ready) if ready is not None else None
     writer = _Writer(recorder, options)
+    writer.start(ready_task)
     runtimes = [ModelRuntime((backends or {}).get(model) or make_backend(model, options.backend_options.get(model)),
                              options.retry_policy()) for model in options.models]
     try:
         results = await asyncio.gather(
-            *(_run_model(rt, run_id, trials, dict(settings_by_survey), recorder, writer, options) for rt in runtimes),
+            *(_run_model(rt, run_id, trials, dict(settings_by_survey), recorder, writer, options, resumed) for rt in runtimes),
             return_exceptions=True)
+        if ready_task is not None:
+            await ready_task
     finally:
-        await writer.flush()
+        await writer.close()
         for runtime in runtimes:
             await runtime.close()
     failures = [r for r in results if isinstance(r, BaseException)]

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from probekit.backends.base import (
     Backend, BackendError, Capabilities, ContinuationRequest, ContinuationScores, Generation, GenerateRequest,
@@ -168,21 +168,36 @@ class ModelRuntime:
         return values
 
     async def _with_retries(self, send: Callable[[], Awaitable[list[Result]]], requests: Sequence[Any] = ()) -> list[Result]:
-        attempts = 0
+        """The call, retried on retryable faults. The first attempt goes without the retry machinery (the
+        usual case costs nothing extra); after a retryable fault tenacity takes over with the backoff."""
+        try:
+            values = await self._limited(send, requests)
+            attempts = 1
+        except BackendError as first:
+            if not first.retryable or self.policy.max_attempts <= 1:
+                first.attempts = 1  # type: ignore[attr-defined]
+                raise
+            await asyncio.sleep(self._delay(first, 1))
+            values, attempts = await self._retry(send, requests)
+        for value in values:
+            _set_attempts(value, attempts)
+        return values
+
+    async def _retry(self, send: Callable[[], Awaitable[list[Result]]], requests: Sequence[Any]) -> tuple[list[Result], int]:
+        attempts = 1
         try:
             async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(self.policy.max_attempts), wait=self._wait,
+                stop=stop_after_attempt(self.policy.max_attempts - 1),
+                wait=lambda state: self._delay(state.outcome.exception() if state.outcome else None, state.attempt_number + 1),
                 retry=retry_if_exception(lambda e: isinstance(e, BackendError) and e.retryable), reraise=True,
             ):
                 with attempt:
-                    attempts = attempt.retry_state.attempt_number
+                    attempts = attempt.retry_state.attempt_number + 1
                     values = await self._limited(send, requests)
         except BackendError as error:
             error.attempts = attempts  # type: ignore[attr-defined]
             raise
-        for value in values:
-            _set_attempts(value, attempts)
-        return values
+        return values, attempts
 
     async def _limited(self, send: Callable[[], Awaitable[list[Result]]], requests: Sequence[Any]) -> list[Result]:
         async with self._slots:
@@ -203,12 +218,12 @@ class ModelRuntime:
                     self.limiter.settle(estimate, used)
             return values
 
-    def _wait(self, state: RetryCallState) -> float:
-        error = state.outcome.exception() if state.outcome else None
+    def _delay(self, error: BaseException | None, failed_attempt: int) -> float:
+        """Seconds before the next attempt: the provider's Retry-After, else exponential with full jitter."""
         if isinstance(error, BackendError) and error.retry_after is not None:
             return min(error.retry_after, self.policy.backoff_max)
-        exponential = self.policy.backoff_base * 2 ** (state.attempt_number - 1)
-        return float(min(self.policy.backoff_max, random.uniform(0, exponential)))  # full jitter
+        exponential = self.policy.backoff_base * 2 ** (failed_attempt - 1)
+        return float(min(self.policy.backoff_max, random.uniform(0, exponential)))
 
 
 def score_sync(backend: Backend, trials: list[Any], settings: Any, policy: RetryPolicy | None = None) -> list[list[Any]]:

@@ -21,6 +21,7 @@ protocol.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -72,6 +73,10 @@ class Recorder(Protocol):
         """Record PriDe position priors of the run (replacing those with the same key)."""
         ...
 
+    def session(self) -> AbstractContextManager[None]:
+        """Keep the sink open across the calls of a block made by one thread (may do nothing)."""
+        ...
+
     def finish_run(self, run_id: str, status: str) -> None:
         """Record the run's final status (completed | completed_with_errors | interrupted) and end time."""
         ...
@@ -112,6 +117,9 @@ class StoreRecorder:
 
     def record_priors(self, run_id: str, rows: Sequence[Mapping[str, Any]]) -> None:
         self.store.write_priors(run_id, rows)
+
+    def session(self) -> AbstractContextManager[None]:
+        return self.store.session()
 
     def finish_run(self, run_id: str, status: str) -> None:
         self.store.set_run_status(run_id, status, ended=True)

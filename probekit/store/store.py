@@ -123,6 +123,7 @@ class Store:
         self.path = Path(path)
         self.lock_wait = lock_wait
         self._migrated = False
+        self._held = threading.local()
 
     # -- connections -------------------------------------------------------------------------------
     def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
@@ -151,6 +152,10 @@ class Store:
         Within one process, connections to one file are taken one at a time: threads of a run (the models
         proceed concurrently) would otherwise share DuckDB's cached database instance while another
         thread closes it (seen as 'pandas_scan does not exist' on register)."""
+        held = getattr(self._held, "con", None)
+        if held is not None:  # inside session(): the block's one connection
+            yield held
+            return
         if read_only and not self.path.exists():
             raise FileNotFoundError(f"no store at {self.path}: run a survey first or pass --store PATH")
         if not read_only:
@@ -163,6 +168,17 @@ class Store:
                 yield con
             finally:
                 con.close()
+
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        """Keep one writable connection open for every call of the block made by this thread (a run's set-up
+        records its surveys and trials with one open of the file instead of one per call)."""
+        with self.connect() as con:
+            self._held.con = con
+            try:
+                yield
+            finally:
+                self._held.con = None
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
