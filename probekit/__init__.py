@@ -5,6 +5,7 @@ Python API (mirrors the CLI):
     probekit.expand(survey, ...)         -> list[Trial]
     probekit.run(paths, models=[...])    -> RunSummary (results in the DuckDB store)
     probekit.open_store(path)            -> Store with DataFrame readers (runs(), results(), query(sql))
+    probekit.export(out_dir, store=...)  -> ExportSummary (Parquet/CSV/JSONL + manifest.json; docs/export.md)
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from probekit.exporting import ExportSummary
     from probekit.runner import RunOptions, RunSummary
     from probekit.store.store import Store
     from probekit.survey.expand import Trial
@@ -44,4 +46,13 @@ def open_store(path: Any = "outputs/probekit.duckdb") -> Store:
     return _open(path)
 
 
-__all__ = ["load_survey", "expand", "run", "open_store", "__version__"]
+def export(out_dir: Any, **kwargs: Any) -> ExportSummary:
+    """Export runs (or, with analysis=True, the analysis tables) to Parquet, CSV or JSON lines with a manifest:
+    `probekit.export("share/", store="outputs/probekit.duckdb", run=run_id, format="parquet")`. Options:
+    probekit.exporting.export; restore with `probekit import DIR` (probekit.importers.probekit_export)."""
+    from probekit.exporting import export as _export
+
+    return _export(out_dir, **kwargs)
+
+
+__all__ = ["load_survey", "expand", "run", "open_store", "export", "__version__"]

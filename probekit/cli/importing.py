@@ -12,8 +12,8 @@ EXIT_REFUSED = 2
 
 
 def import_command(
-    file: Annotated[Path, typer.Argument(help="Responses file: generic JSONL, POBs response JSON or MoralChoice response CSV.")],
-    format: Annotated[Optional[str], typer.Option("--format", "-f", help="generic | pobs | moralchoice (default: from the extension: .jsonl, .json, .csv).")] = None,
+    file: Annotated[Path, typer.Argument(help="Responses file: generic JSONL, POBs response JSON or MoralChoice response CSV; or a `probekit export` directory.")],
+    format: Annotated[Optional[str], typer.Option("--format", "-f", help="generic | pobs | moralchoice | probekit (default: from the extension: .jsonl, .json, .csv; a directory with a probekit export manifest).")] = None,
     survey: Annotated[Optional[Path], typer.Option("--survey", help="Survey spec the responses answer (default: the store's spec with the id the rows name).")] = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Import the good rows and skip the bad ones (default: import nothing if any row is bad).")] = False,
     store: Annotated[Path, typer.Option("--store", help="DuckDB store file.", envvar="PROBEKIT_STORE")] = Path("outputs/probekit.duckdb"),
@@ -22,6 +22,12 @@ def import_command(
     """Import responses collected elsewhere; they become one run, analysed like probekit's own.
 
     Bad rows are listed as FILE:LINE: problem. Without --skip-bad nothing is imported (exit 1)."""
+    from probekit.importers.probekit_export import is_probekit_export
+
+    if format == "probekit" or (format is None and is_probekit_export(file)):  # a `probekit export` directory: restore its runs
+        from probekit.cli.export import import_export_dir
+
+        return import_export_dir(file, store, survey=survey, model=model, skip_bad=skip_bad)
     from probekit.importers import BadRows, ImportRefused, import_responses
     from probekit.survey.errors import SpecError
 

@@ -330,6 +330,7 @@ app.command("import")(import_command)
 from probekit.cli.analyze import analyze  # noqa: E402  (analysis imports happen inside the command)
 
 app.command()(analyze)
+app.command("export")(__import__("probekit.cli.export", fromlist=["export_command"]).export_command)
 
 
 def expand_multi_value_options(argv: list[str], flags: tuple[str, ...] = ("--models", "-m")) -> list[str]:

@@ -123,3 +123,11 @@ class StoreRecorder:
 
     def finish_run(self, run_id: str, status: str) -> None:
         self.store.set_run_status(run_id, status, ended=True)
+
+    def record_restored(self, tables: Mapping[str, Any], *, replace: bool = False) -> dict[str, tuple[int, int]]:
+        """Record runs exported from another store as they were: run ids, timestamps, statuses and every row
+        unchanged (`probekit import` of a `probekit export`), all tables in one transaction. Rows already
+        stored (same primary key) are kept, so importing an export twice adds nothing; with `replace` the
+        exported values replace stored ones that differ. Returns per table (rows inserted, stored rows that
+        differ from the exported ones)."""
+        return self.store.restore_rows(tables, replace=replace)

@@ -354,6 +354,59 @@ class Store:
             return self.query("SELECT * FROM items")
         return self.query("SELECT * FROM items WHERE survey_id = ?", [survey_id])
 
+    # -- restoring exported runs (probekit export → probekit import) ------------------------------
+    def restore_rows(self, tables: Mapping[str, Any], *, replace: bool = False) -> dict[str, tuple[int, int]]:
+        """Insert rows exported from a store (`probekit.exporting`), every value as exported (run ids,
+        timestamps, statuses), in one transaction: all tables or none. `tables` maps a table name to an Arrow
+        table or DataFrame whose columns are (some of) the table's columns. A row whose primary key is already
+        stored is left as it is, unless `replace` (then the exported values replace the stored ones). Returns
+        per table (rows inserted, stored rows whose values differ from the exported ones: kept, or replaced).
+        A table or column the store does not have raises ValueError before anything is written."""
+        counts: dict[str, tuple[int, int]] = {}
+        with self.transaction() as con:
+            for table, frame in tables.items():
+                stored = [str(r[0]) for r in con.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_schema = 'main' AND table_name = ? "
+                    "ORDER BY ordinal_position", [table]).fetchall()]
+                if not stored:
+                    raise ValueError(f"{self.path} has no table {table!r} (an export from a newer probekit?)")
+                columns = [str(c) for c in (frame.column_names if hasattr(frame, "column_names") else frame.columns)]
+                unknown = [c for c in columns if c not in stored]
+                if unknown:
+                    raise ValueError(f"table {table} of {self.path} has no column {', '.join(unknown)} "
+                                     "(an export from a newer probekit?)")
+                key_row = con.execute(
+                    "SELECT constraint_column_names FROM duckdb_constraints() WHERE table_name = ? "
+                    "AND constraint_type = 'PRIMARY KEY'", [table]).fetchall()
+                key = [str(c) for c in key_row[0][0]] if key_row else columns
+                quoted = ", ".join(_quote(c) for c in columns)
+                match = " AND ".join(f"s.{_quote(c)} IS NOT DISTINCT FROM f.{_quote(c)}" for c in key)
+                con.register("restore_frame", frame)
+                try:
+                    values = [c for c in columns if c not in key]
+                    differ = 0
+                    if values and key_row:
+                        changed = " OR ".join(f"s.{_quote(c)} IS DISTINCT FROM f.{_quote(c)}" for c in values)
+                        found = con.execute(
+                            f"SELECT count(*) FROM restore_frame f JOIN {_quote(table)} s ON {match} WHERE {changed}"
+                        ).fetchall()
+                        differ = int(found[0][0])
+                        if differ and replace:
+                            con.execute(
+                                f"INSERT OR REPLACE INTO {_quote(table)} ({quoted}) SELECT {quoted} FROM restore_frame f "
+                                f"WHERE EXISTS (SELECT 1 FROM {_quote(table)} s WHERE {match} AND ({changed}))")
+                    inserted = con.execute(
+                        f"INSERT INTO {_quote(table)} ({quoted}) SELECT {quoted} FROM restore_frame f "
+                        f"WHERE NOT EXISTS (SELECT 1 FROM {_quote(table)} s WHERE {match})").fetchall()
+                finally:
+                    con.unregister("restore_frame")
+                counts[table] = (int(inserted[0][0]) if inserted else 0, differ)
+        return counts
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
 
 def open_store(path: str | Path = DEFAULT_STORE) -> Store:
     """Open (lazily) the store at `path`; the file is created on first write."""
