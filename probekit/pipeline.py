@@ -12,7 +12,6 @@ import asyncio
 import hashlib
 import json
 from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from ulid import ULID
 
 from probekit.backends import Backend, make_backend
 from probekit.experiment import RunInputs, resolve_inputs
+from probekit.provenance import package_versions, survey_hash
 from probekit.runner import ModelSummary, RunOptions, RunSummary, execute
 from probekit.scoring import MODES, ScoringSettings
 from probekit.store.recorder import Recorder, StoreRecorder
@@ -27,23 +27,8 @@ from probekit.store.store import Store
 from probekit.survey.expand import Trial, expand
 from probekit.survey.schema import Survey
 
-TRACKED_PACKAGES = ("probekit", "transformers", "torch", "litellm", "duckdb", "numpy", "llama_cpp_python")
 DEFAULT_MODELS = ["smollm2"]
 RESULT_SHAPING_OPTIONS = ("api_base", "transport", "top_logprobs", "models_config", "api_key_env")
-
-
-def survey_hash(survey: Survey) -> str:
-    return hashlib.sha256(survey.model_dump_json().encode()).hexdigest()
-
-
-def package_versions() -> dict[str, str]:
-    versions = {}
-    for name in TRACKED_PACKAGES:
-        try:
-            versions[name] = metadata.version(name.replace("_", "-"))
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
 
 
 def scoring_settings(survey: Survey, options: RunOptions) -> ScoringSettings:

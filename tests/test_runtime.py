@@ -36,7 +36,7 @@ class ScriptedGenerator(FakeBackend):
         outcome = self.script.pop(0) if self.script else "ok"
         if isinstance(outcome, BaseException):
             raise outcome
-        from probekit.backends.answer_reading import TokenLogprobs
+        from probekit.backends.base import TokenLogprobs
 
         tokens = None if outcome == "nologprobs" else [TokenLogprobs("A", -0.1, (("A", -0.1), ("B", -2.0)))]
         return [[Generation(f"A (seed {r.seed})", tokens)] * r.n for r in requests]

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from probekit.backends.answer_reading import TokenLogprobs
+from probekit.backends.base import TokenLogprobs
 from probekit.backends.base import BackendError
 from probekit.backends.errors import from_exception, from_status, redact
 from probekit.models_config import ModelConfig

@@ -21,7 +21,6 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from probekit.backends.answer_reading import TokenLogprobs
 
 
 class BackendError(Exception):
@@ -33,6 +32,15 @@ class BackendError(Exception):
         self.error_class = error_class
         self.retryable = retryable
         self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class TokenLogprobs:
+    """One generated position: the token chosen, its logprob and the top-k alternatives."""
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...]
 
 
 # -- what the primitives take ----------------------------------------------------------------------

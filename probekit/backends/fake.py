@@ -22,10 +22,9 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
-from probekit.backends.answer_reading import TokenLogprobs
 from probekit.backends.base import (
     Backend, BackendError, Capabilities, ContinuationRequest, ContinuationScores, Generation, GenerateRequest, LabelRequest,
-    LabelScores, ModelInfo, Provenance,
+    LabelScores, ModelInfo, Provenance, TokenLogprobs,
 )
 from probekit.survey.expand import Trial
 

@@ -236,7 +236,7 @@ def import_responses(
     bad and `skip_bad` is False, ImportRefused when the import cannot start."""
     from ulid import ULID
 
-    from probekit.pipeline import package_versions, survey_hash
+    from probekit.provenance import package_versions, survey_hash
 
     source = Path(path)
     if not source.exists():

@@ -3,7 +3,7 @@
 - logprob: the label distribution at the answer position. Engines with exact next-token logprobs are asked
   for P(label) directly (`label_logprobs`); engines that return top-k logprobs of generated tokens (APIs)
   generate a few greedy tokens and the distribution is read where the answer starts
-  (probekit.backends.answer_reading).
+  (probekit.scoring.reading).
 - sample: n generations per trial with a per-trial seed, each parsed into an option, refusal or invalid.
 - sequence: the log-likelihood of each option text as the continuation (lm-evaluation-harness style).
 - reasoning (a trial axis): the model first writes its reasoning; the label is read after the answer
@@ -22,11 +22,11 @@ import math
 from collections.abc import Hashable, Sequence
 from typing import Any, Protocol
 
-from probekit.backends.answer_reading import answer_start_index, read_labels
 from probekit.backends.base import (
     BackendError, Capabilities, ContinuationRequest, ContinuationScores, Generation, GenerateRequest, LabelRequest,
     LabelScores, Prompt, Provenance,
 )
+from probekit.scoring.reading import answer_start_index, read_labels
 from probekit.scoring.answers import ScoringSettings, distribution_fields, sample_fields, trial_seed
 from probekit.store.rows import ResultRow
 from probekit.survey.expand import Trial

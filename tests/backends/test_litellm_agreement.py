@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from probekit.backends.answer_reading import read_labels
+from probekit.scoring.reading import read_labels
 from probekit.backends.base import GenerateRequest
 from probekit.backends.litellm_backend import LiteLLMBackend
 from probekit.runtime import score_sync

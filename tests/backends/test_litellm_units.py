@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from probekit.backends.answer_reading import TokenLogprobs, answer_start_index, read_labels
+from probekit.backends.base import TokenLogprobs
+from probekit.scoring.reading import answer_start_index, read_labels
 from probekit.backends.errors import from_exception, from_status, parse_retry_after, redact
 from probekit.cache import ResponseCache, request_key
 from probekit.models_config import ModelConfig, backend_options, resolve

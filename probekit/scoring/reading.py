@@ -25,14 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-
-@dataclass(frozen=True)
-class TokenLogprobs:
-    """One generated position: the token chosen, its logprob and the top-k alternatives."""
-
-    token: str
-    logprob: float
-    top: tuple[tuple[str, float], ...]
+from probekit.backends.base import TokenLogprobs
 
 
 @dataclass(frozen=True)
