@@ -330,6 +330,10 @@ app.command("import")(import_command)
 from probekit.cli.analyze import analyze  # noqa: E402  (analysis imports happen inside the command)
 
 app.command()(analyze)
+
+from probekit.cli.track import register as register_tracking  # noqa: E402  (track, drift, snapshots; imports inside)
+
+register_tracking(app)
 app.command("export")(__import__("probekit.cli.export", fromlist=["export_command"]).export_command)
 
 

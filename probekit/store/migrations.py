@@ -168,4 +168,53 @@ MIGRATIONS: list[Migration] = [
         );
         """,
     ),
+    Migration(
+        5,
+        "tracking jobs, slots and model versions",
+        """
+        -- Longitudinal tracking (docs/tracking.md): scheduled jobs and the history of their slots.
+        CREATE TABLE track_jobs (
+            name VARCHAR PRIMARY KEY,            -- job name (probekit track add NAME)
+            surveys JSON NOT NULL,               -- survey or experiment files, absolute paths
+            models JSON NOT NULL,                -- model keys as requested
+            schedule VARCHAR NOT NULL,           -- interval (30m, 6h, 1d, 1w) or cron expression
+            tz VARCHAR NOT NULL,                 -- time zone a cron expression is evaluated in
+            anchor TIMESTAMPTZ,                  -- first slot of an interval schedule (NULL for cron)
+            options JSON NOT NULL,               -- run settings: limit, samples, mode, temperature, orders, reasoning, seed
+            model_label VARCHAR,                 -- user label of the model version, recorded with every run of the job
+            noise_repeat BOOLEAN NOT NULL,       -- run the first slot of a version not yet seen twice twice (drift noise floor)
+            max_attempts INTEGER NOT NULL,       -- claims of one slot before run-due gives it up
+            created_at TIMESTAMPTZ NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL
+        );
+        CREATE TABLE track_slots (
+            job VARCHAR NOT NULL,                -- track_jobs.name
+            slot_at TIMESTAMPTZ NOT NULL,        -- the scheduled time the slot stands for (UTC)
+            kind VARCHAR NOT NULL,               -- scheduled | repeat (second run of a new version: noise floor)
+            status VARCHAR NOT NULL,             -- running | done | failed | abandoned (failed max_attempts times)
+            attempts INTEGER NOT NULL,           -- claims so far; a failed slot is claimed again by the next run-due
+            claim_id VARCHAR NOT NULL,           -- ULID of the run-due invocation holding (or last holding) the slot
+            host VARCHAR,                        -- host of that invocation
+            pid INTEGER,                         -- its process id (a dead one on this host frees the slot at once)
+            claimed_at TIMESTAMPTZ NOT NULL,
+            heartbeat_at TIMESTAMPTZ NOT NULL,   -- refreshed while the run goes on; a stale one frees the slot
+            finished_at TIMESTAMPTZ,
+            run_id VARCHAR,                      -- the run made for this slot (a retry resumes it)
+            missed INTEGER NOT NULL,             -- earlier slots never run (a late run-due runs only the latest slot)
+            error VARCHAR,                       -- why the last attempt failed
+            PRIMARY KEY (job, slot_at, kind)
+        );
+
+        -- Version identity of every run x model: what the snapshot axis and `probekit drift` group by.
+        CREATE VIEW model_versions AS
+        SELECT m.run_id, r.started_at, r.status AS run_status, m.model, m.backend, m.resolved_name, m.revision,
+               m.weights_sha256,
+               CAST(json_extract(m.details, '$.resolved_names') AS VARCHAR[]) AS resolved_names,
+               CAST(json_extract(m.details, '$.system_fingerprints') AS VARCHAR[]) AS system_fingerprints,
+               json_extract_string(m.details, '$.model_label') AS model_label,
+               json_extract_string(r.config, '$.tracking.job') AS job,
+               json_extract_string(r.config, '$.tracking.kind') AS slot_kind
+        FROM models m JOIN runs r USING (run_id);
+        """,
+    ),
 ]

@@ -1,0 +1,446 @@
+"""`probekit track ...` (scheduled runs), `probekit drift` and `probekit snapshots`: thin commands over
+probekit.tracking and probekit.analysis.snapshots (docs/tracking.md). Heavy imports happen inside commands.
+
+Exit codes of `probekit drift`: 0 no compared pair changed beyond noise, 3 some pair changed, 4 fewer than
+two snapshots (nothing to compare), 1 an error (unknown survey or model, bad option).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+
+if TYPE_CHECKING:
+    from probekit.analysis.snapshots import DriftReport
+
+DEFAULT_STORE = Path("outputs/probekit.duckdb")
+StoreOption = Annotated[Path, typer.Option("--store", help="DuckDB store file.", envvar="PROBEKIT_STORE")]
+EXIT_ERROR = 1
+EXIT_SPEC_ERROR = 2
+EXIT_CHANGED = 3
+EXIT_NOTHING_TO_COMPARE = 4
+
+track_app = typer.Typer(
+    help="Scheduled longitudinal runs: jobs in the store, `run-due` runs each due slot exactly once; "
+         "`cron` / `systemd` print the scheduler entries that call it (docs/tracking.md).",
+    no_args_is_help=True,
+)
+
+
+def _fail(message: str, code: int = EXIT_ERROR) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _when(text: str | None, option: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        _fail(f"{option} {text!r} is not an ISO date or time (e.g. 2025-06-01 or 2025-06-01T06:00:00+00:00)")
+    return None
+
+
+def _split(values: list[str] | None) -> list[str]:
+    return [v for entry in (values or []) for v in entry.split()]
+
+
+# -- track add / list / remove / history ----------------------------------------------------------------
+@track_app.command("add")
+def track_add(
+    name: Annotated[str, typer.Argument(help="Job name (letters, digits, _ . -).")],
+    surveys: Annotated[list[Path], typer.Option("--survey", "-s", help="Survey or experiment YAML (repeat for several).")],
+    every: Annotated[str, typer.Option("--every", help="Schedule: 30m, 6h, 1d, 1w (intervals) or a cron expression such as '0 6 * * *'.")],
+    models: Annotated[Optional[list[str]], typer.Option("--models", "-m", help="Model keys (repeat or space-separate). Default: smollm2.")] = None,
+    model_label: Annotated[Optional[str], typer.Option("--model-label", help="Your name for the model version (recorded with every run; change it with --replace when you know the version changed).")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Only the first N items of each survey.")] = None,
+    mode: Annotated[Optional[str], typer.Option(help="Scoring mode: logprob|sample|sequence.")] = None,
+    samples: Annotated[Optional[int], typer.Option(help="Samples per trial in sample mode.")] = None,
+    temperature: Annotated[Optional[float], typer.Option(help="Sampling temperature.")] = None,
+    orders: Annotated[Optional[str], typer.Option(help="Permutation policy: identity|reversed|cyclic|all|random:K.")] = None,
+    reasoning: Annotated[Optional[list[str]], typer.Option(help="Reasoning modes: direct, reasoning.")] = None,
+    seed: Annotated[int, typer.Option(help="Base seed (each run derives its own from it unless --fixed-seed).")] = 0,
+    fixed_seed: Annotated[bool, typer.Option("--fixed-seed", help="Every run uses --seed as is (repeats of a deterministic model then measure no sampling noise).")] = False,
+    tz: Annotated[str, typer.Option("--tz", help="Time zone of a cron schedule (IANA name).")] = "UTC",
+    start: Annotated[Optional[str], typer.Option("--start", help="First slot of an interval schedule (ISO time; default: now floored to the interval's unit).")] = None,
+    no_repeat: Annotated[bool, typer.Option("--no-repeat", help="Do not repeat the first run of a new version (drift then has no noise floor from this job).")] = False,
+    max_attempts: Annotated[int, typer.Option("--max-attempts", help="Tries per slot before it is given up.")] = 3,
+    models_config: Annotated[Optional[Path], typer.Option("--models-config", help="models.yaml for API models.")] = None,
+    api_base: Annotated[Optional[str], typer.Option("--api-base", help="Base URL of an OpenAI-compatible server.")] = None,
+    api_key_env: Annotated[Optional[str], typer.Option("--api-key-env", help="NAME of the environment variable holding the API key.")] = None,
+    concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="Requests in flight per API model.")] = None,
+    replace: Annotated[bool, typer.Option("--replace", help="Update the job of this name (its history is kept).")] = False,
+    store: StoreOption = DEFAULT_STORE,
+) -> None:
+    """Add a tracking job: run SURVEY(s) on MODEL(s) on a schedule (`probekit track run-due` runs it)."""
+    from pydantic import ValidationError
+
+    from probekit.experiment import resolve_inputs
+    from probekit.store.store import Store
+    from probekit.survey.errors import SpecError
+    from probekit.tracking.jobs import JobExistsError, JobOptions, add_job, new_job
+    from probekit.tracking.schedule import ScheduleError
+
+    for path in surveys:
+        if not path.is_file():
+            _fail(f"no survey file {path}", EXIT_SPEC_ERROR)
+    try:
+        resolve_inputs(list(surveys))
+    except SpecError as error:
+        _fail(str(error), EXIT_SPEC_ERROR)
+    try:
+        options = JobOptions(limit=limit, mode=mode, samples=samples, temperature=temperature, orders=orders, reasoning=reasoning,
+                             seed=seed, vary_seed=not fixed_seed, models_config=str(models_config.absolute()) if models_config else None,
+                             api_base=api_base, api_key_env=api_key_env, concurrency=concurrency)
+        job = new_job(name, list(surveys), _split(models) or ["smollm2"], every, tz=tz, start=_when(start, "--start"), options=options,
+                      model_label=model_label, noise_repeat=not no_repeat, max_attempts=max_attempts)
+        job = add_job(Store(store), job, replace=replace)
+    except (ScheduleError, ValidationError, JobExistsError) as error:
+        _fail(str(error))
+    schedule = job.parsed_schedule()
+    now = datetime.now(timezone.utc)
+    due = schedule.latest_slot(now)
+    typer.echo(f"{'updated' if replace else 'added'} job {job.name}: {', '.join(job.models)} on "
+               f"{', '.join(Path(s).name for s in job.surveys)} every {job.schedule}"
+               + (f" ({job.tz})" if schedule.is_cron else "") + (f", label {job.model_label!r}" if job.model_label else ""))
+    typer.echo(f"due now: slot {due.isoformat() if due else '-'}; next slot {schedule.next_slot(now).isoformat()}. "
+               f"Install a scheduler entry: probekit track cron --store {store}  (or: probekit track systemd)")
+
+
+@track_app.command("list")
+def track_list(
+    store: StoreOption = DEFAULT_STORE,
+    format: Annotated[str, typer.Option("--format", "-f", help="table | json")] = "table",
+) -> None:
+    """The tracking jobs: schedule, models, surveys, label, last slot and its status, next slot."""
+    from probekit.store.store import Store
+    from probekit.tracking.jobs import list_jobs, slot_history
+
+    st = Store(store)
+    jobs = list_jobs(st)
+    history = slot_history(st)
+    now = datetime.now(timezone.utc)
+    rows = []
+    for job in jobs:
+        mine = history[history["job"] == job.name]
+        scheduled = mine[mine["kind"] == "scheduled"]
+        last = scheduled.iloc[0] if len(scheduled) else None
+        rows.append({
+            "name": job.name, "schedule": job.schedule + (f" ({job.tz})" if job.parsed_schedule().is_cron and job.tz != "UTC" else ""),
+            "models": " ".join(job.models), "surveys": " ".join(Path(s).name for s in job.surveys), "label": job.model_label or "",
+            "last_slot": str(last["slot_at"]) if last is not None else "", "last_status": str(last["status"]) if last is not None else "",
+            "runs": int((mine["status"] == "done").sum()), "next_slot": job.parsed_schedule().next_slot(now).isoformat(),
+        })
+    if format == "json":
+        typer.echo(json.dumps(rows, indent=1))
+        return
+    if not rows:
+        typer.echo("no tracking jobs; add one: probekit track add NAME --survey FILE --models M --every 1d")
+        return
+    import pandas as pd
+
+    with pd.option_context("display.width", 250, "display.max_colwidth", 50, "display.max_columns", 20):
+        typer.echo(pd.DataFrame(rows).to_string(index=False))
+
+
+@track_app.command("remove")
+def track_remove(
+    name: Annotated[str, typer.Argument(help="Job name.")],
+    store: StoreOption = DEFAULT_STORE,
+) -> None:
+    """Remove a job and its slot history (its runs stay in the store; their config names the job)."""
+    from probekit.store.store import Store
+    from probekit.tracking.jobs import JobNotFoundError, remove_job
+
+    try:
+        slots = remove_job(Store(store), name)
+    except JobNotFoundError as error:
+        _fail(str(error.args[0]))
+    typer.echo(f"removed job {name} ({slots} slot row(s)); its runs are kept")
+
+
+@track_app.command("history")
+def track_history(
+    name: Annotated[Optional[str], typer.Argument(help="Job name (default: all jobs).")] = None,
+    store: StoreOption = DEFAULT_STORE,
+    format: Annotated[str, typer.Option("--format", "-f", help="table | csv | json")] = "table",
+) -> None:
+    """The slot history (track_slots): each slot's status, attempts, run and missed slots."""
+    from probekit.store.store import Store
+    from probekit.tracking.jobs import slot_history
+
+    frame = slot_history(Store(store), name)
+    columns = ["job", "slot_at", "kind", "status", "attempts", "run_id", "missed", "finished_at", "error"]
+    frame = frame[columns]
+    if format == "json":
+        typer.echo(frame.to_json(orient="records", date_format="iso"))
+    elif format == "csv":
+        typer.echo(frame.to_csv(index=False), nl=False)
+    else:
+        typer.echo(frame.to_string(index=False) if len(frame) else "(no slots yet)")
+
+
+@track_app.command("run-due")
+def track_run_due(
+    jobs: Annotated[Optional[list[str]], typer.Option("--job", "-j", help="Only this job (repeat for several).")] = None,
+    now: Annotated[Optional[str], typer.Option("--now", help="Decide which slots are due as if it were this time (ISO; for tests and catch-up).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only slots that ran or failed.")] = False,
+    store: StoreOption = DEFAULT_STORE,
+) -> None:
+    """Run every job whose slot is due, exactly once per job × slot however often or late it is called
+    (safe to run from cron and systemd at once). Exit 1 when a slot failed (the next call retries it)."""
+    from probekit.tracking.jobs import JobNotFoundError
+    from probekit.tracking.rundue import SlotOutcome, run_due
+
+    def show(outcome: SlotOutcome) -> None:
+        if not quiet or outcome.action in ("ran", "failed", "abandoned"):
+            typer.echo(f"{datetime.now().astimezone().isoformat(timespec='seconds')} {outcome.line()}")
+
+    try:
+        outcomes = run_due(store, now=_when(now, "--now"), jobs=jobs or None, on_outcome=show)
+    except JobNotFoundError as error:
+        _fail(str(error.args[0]))
+    if not outcomes and not quiet:
+        typer.echo("no tracking jobs; add one: probekit track add NAME --survey FILE --models M --every 1d")
+    if any(o.action in ("failed", "abandoned") for o in outcomes):
+        raise typer.Exit(EXIT_ERROR)
+
+
+@track_app.command("cron")
+def track_cron(
+    schedule: Annotated[str, typer.Option("--schedule", help="When cron calls run-due (five-field cron expression).")] = "*/15 * * * *",
+    log: Annotated[Optional[Path], typer.Option("--log", help="Append run-due's output here (default: track.log beside the store).")] = None,
+    jobs: Annotated[Optional[list[str]], typer.Option("--job", "-j", help="Only this job.")] = None,
+    store: StoreOption = DEFAULT_STORE,
+) -> None:
+    """Print the crontab line that calls `probekit track run-due` (install with `crontab -e`)."""
+    from probekit.tracking.scheduler import cron_line
+
+    try:
+        line = cron_line(store, schedule=schedule, log=log, jobs=jobs)
+    except ValueError as error:
+        _fail(str(error))
+    typer.echo("# probekit tracking: add this line with `crontab -e`. API keys: set them in the crontab "
+               "(KEY=value lines above it) or source a file in the command; never in the store.")
+    typer.echo(line)
+
+
+@track_app.command("systemd")
+def track_systemd(
+    on_calendar: Annotated[str, typer.Option("--on-calendar", help="Timer schedule (systemd OnCalendar syntax).")] = "*:0/15",
+    name: Annotated[str, typer.Option("--name", help="Unit name (NAME.service, NAME.timer).")] = "probekit-track",
+    out: Annotated[Optional[Path], typer.Option("--out", help="Also write the two unit files into this directory.")] = None,
+    environment_file: Annotated[Optional[str], typer.Option("--environment-file", help="EnvironmentFile= with API keys (a path; keys never go into the unit).")] = None,
+    jobs: Annotated[Optional[list[str]], typer.Option("--job", "-j", help="Only this job.")] = None,
+    store: StoreOption = DEFAULT_STORE,
+) -> None:
+    """Print a systemd service + timer that call `probekit track run-due` (user units: copy them to
+    ~/.config/systemd/user/, then `systemctl --user enable --now NAME.timer`)."""
+    from probekit.tracking.scheduler import systemd_units
+
+    units = systemd_units(store, on_calendar=on_calendar, name=name, jobs=jobs, environment_file=environment_file)
+    for filename, text in units.files.items():
+        typer.echo(f"# ---- {filename} ----")
+        typer.echo(text)
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / filename).write_text(text)
+    typer.echo(f"# install: cp {name}.service {name}.timer ~/.config/systemd/user/ && systemctl --user daemon-reload "
+               f"&& systemctl --user enable --now {name}.timer")
+
+
+# -- drift ---------------------------------------------------------------------------------------------
+def _fmt(value: Any, digits: int = 4) -> str:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return "nan" if number != number else f"{number:.{digits}f}"
+
+
+def _ci(summary: dict[str, Any], key: str) -> str:
+    return f"{_fmt(summary[key])} [{_fmt(summary[key + '_ci_low'])}, {_fmt(summary[key + '_ci_high'])}]"
+
+
+def _pct(value: Any) -> str:
+    number = float(value)
+    return "nan" if number != number else f"{100 * number:.1f}%"
+
+
+def render_drift(report: DriftReport, top: int) -> str:
+    """The text report of `probekit drift`."""
+    unit = "JSD, bits" if report.metric == "jsd" else "Wasserstein-1, scale units"
+    lines = [f"drift of survey {report.survey} on {report.model}: {len(report.snapshots)} snapshot(s) by {report.by}, "
+             f"distance = {unit}; noise floor from {len(report.noise_pairs)} pair(s) of repeated runs ({report.noise_source})"]
+    lines += [f"note: {note}" for note in report.notes]
+    for row in report.snapshot_table.to_dict("records"):
+        lines.append(f"  {row['snapshot']}  {row['started_at']:%Y-%m-%d %H:%M}  {row['version']}  runs {row['n_runs']}  "
+                     f"refusals {_pct(row['refusal_rate'])}  format failures {_pct(row['invalid_rate'])}  errors {row['n_errors']}")
+    for pair in report.pairs:
+        s = pair.summary
+        head = f"{pair.a.label} → {pair.b.label}" + (" (vs first)" if pair.relation == "first" else "")
+        text = f"{head}: {s['verdict']} — mean distance {_ci(s, 'distance')} over {s['n_items']} items"
+        if s["n_noise_pairs"]:
+            text += f"; noise floor {_ci(s, 'noise_floor')}; excess {_ci(s, 'excess')}"
+        text += f"; {s['n_moved']} item(s) moved, {s['n_significant']} significant (paired tests, BH q < {s['alpha']})"
+        lines.append(text)
+        if pair.noise_note:
+            lines.append(f"    ({pair.noise_note})")
+        if pair.changed:
+            items = pair.comparison.items
+            shown = items[items["moved"]] if items["moved"].any() else items
+            for row in shown.head(top).to_dict("records"):
+                marg_a = ", ".join(f"{x:.2f}" for x in row["marginal_a"])
+                marg_b = ", ".join(f"{x:.2f}" for x in row["marginal_b"])
+                lines.append(f"    moved: {row['item_id']}  distance {_fmt(row['distance'])} (noise {_fmt(row['noise'])})  "
+                             f"[{marg_a}] → [{marg_b}]  {row['test']} p={_fmt(row['p_value'], 3)} q={_fmt(row['q_value'], 3)}")
+        for rate, label in (("refusal_rate", "refusals"), ("invalid_rate", "format failures")):
+            if s[f"{rate}_changed"] or s[f"{rate}_a"] or s[f"{rate}_b"]:
+                lines.append(f"    {label}: {_pct(s[f'{rate}_a'])} → {_pct(s[f'{rate}_b'])} (difference {_ci(s, f'{rate}_diff')}"
+                             + (", changed" if s[f"{rate}_changed"] else "") + ")")
+    return "\n".join(lines)
+
+
+def _on_change(command: str, report: DriftReport, payload: str) -> None:
+    import subprocess
+    import tempfile
+
+    changed = [f"{p.a.label}->{p.b.label}" for p in report.pairs if p.changed]
+    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="probekit-drift-", delete=False) as handle:
+        handle.write(payload + "\n")
+    env = {**os.environ, "PROBEKIT_DRIFT_JSON": handle.name, "PROBEKIT_DRIFT_SURVEY": report.survey,
+           "PROBEKIT_DRIFT_MODEL": report.model, "PROBEKIT_DRIFT_CHANGED": " ".join(changed)}
+    try:
+        result = subprocess.run(command, shell=True, input=payload + "\n", text=True, env=env)
+    finally:
+        os.unlink(handle.name)
+    if result.returncode:
+        typer.echo(f"warning: --on-change command exited {result.returncode}", err=True)
+
+
+def drift_command(
+    survey: Annotated[str, typer.Option("--survey", help="Survey id.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Model key as requested (see `probekit runs`).")],
+    since: Annotated[Optional[str], typer.Option("--since", help="Only snapshots from runs started at or after this date/time (ISO).")] = None,
+    by: Annotated[str, typer.Option("--by", help="Snapshot axis: version | fingerprint | run | day.")] = "version",
+    job: Annotated[Optional[str], typer.Option("--job", help="Only the runs of this tracking job.")] = None,
+    metric: Annotated[str, typer.Option("--metric", help="Distance: auto (W1 on ordinal Likert scales, else JSD) | jsd | w1.")] = "auto",
+    latest: Annotated[bool, typer.Option("--latest", help="Only the newest snapshot against the one before and the first.")] = False,
+    alpha: Annotated[float, typer.Option("--alpha", help="False discovery rate of the per-item paired tests (Benjamini–Hochberg).")] = 0.05,
+    top: Annotated[int, typer.Option("--top", help="Moved items listed per changed pair.")] = 5,
+    format: Annotated[str, typer.Option("--format", "-f", help="table | json")] = "table",
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write the distance-from-first timeline as PATH.png and PATH.svg.")] = None,
+    on_change: Annotated[Optional[str], typer.Option("--on-change", help="Shell command run once when a pair changed (report JSON on stdin and in $PROBEKIT_DRIFT_JSON).")] = None,
+    n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap resamples for the 95% CIs.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+    store: StoreOption = DEFAULT_STORE,
+) -> None:
+    """Change of a model's answers across snapshots (versions) against the noise floor of repeated runs
+    (METRICS.md §8). Exit 0: no change beyond noise; 3: changed; 4: fewer than two snapshots; 1: error."""
+    from probekit.analysis.snapshots import BY_CHOICES, drift
+
+    if by not in BY_CHOICES:
+        _fail(f"--by {by!r}: use one of {', '.join(BY_CHOICES)}")
+    if format not in ("table", "json"):
+        _fail(f"unknown format {format!r}: use table or json")
+    try:
+        report = drift(store, survey=survey, model=model, by=by, since=_when(since, "--since"), job=job, metric=metric,
+                       alpha=alpha, n_boot=n_boot, seed=seed, latest_only=latest)
+    except (KeyError, FileNotFoundError) as error:
+        _fail(str(error.args[0] if error.args else error))
+    except ValueError as error:
+        _fail(str(error))
+    payload = json.dumps(report.to_dict(top=top), default=str)
+    if format == "json":
+        typer.echo(payload)
+    else:
+        typer.echo(render_drift(report, top))
+    if plot is not None and report.snapshots:
+        from probekit.tracking.plot import plot_drift
+
+        paths = plot_drift(report, plot)
+        typer.echo(f"plot: {', '.join(map(str, paths))}", err=format == "json")
+    if len(report.snapshots) < 2:
+        typer.echo(f"only {len(report.snapshots)} snapshot(s): nothing to compare yet", err=True)
+        raise typer.Exit(EXIT_NOTHING_TO_COMPARE)
+    if report.changed:
+        if on_change:
+            _on_change(on_change, report, payload)
+        raise typer.Exit(EXIT_CHANGED)
+
+
+def snapshots_command(
+    survey: Annotated[str, typer.Option("--survey", help="Survey id.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Model key as requested.")],
+    by: Annotated[str, typer.Option("--by", help="Snapshot axis: version | fingerprint | run | day.")] = "version",
+    since: Annotated[Optional[str], typer.Option("--since", help="Only runs started at or after this date/time (ISO).")] = None,
+    job: Annotated[Optional[str], typer.Option("--job", help="Only the runs of this tracking job.")] = None,
+    tables: Annotated[Optional[str], typer.Option("--tables", help="Comma-separated table names (as in `probekit analyze`).")] = None,
+    all_tables: Annotated[bool, typer.Option("--all", help="Every applicable table.")] = False,
+    format: Annotated[str, typer.Option("--format", "-f", help="table | csv | json")] = "table",
+    out: Annotated[Optional[Path], typer.Option("--out", help="Write each table to DIR/<name>.csv, .parquet and .json.")] = None,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Timeline of --metric as PATH.png and PATH.svg.")] = None,
+    metric: Annotated[Optional[str], typer.Option("--metric", help="TABLE.COLUMN to plot, e.g. uncertainty_summary.entropy.")] = None,
+    n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap resamples for the 95% CIs.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+    limit: Annotated[int, typer.Option(help="Max rows per table in table format.")] = 40,
+    store: StoreOption = DEFAULT_STORE,
+) -> None:
+    """Analysis tables per snapshot (model version, run or day) instead of pooled: `probekit analyze` with
+    a snapshot axis, and a timeline plot of one metric with its CIs."""
+    from probekit.analysis.export import tables_to_json, to_csv_text, write_tables
+    from probekit.analysis.snapshots import BY_CHOICES, analyze_snapshots
+
+    if by not in BY_CHOICES:
+        _fail(f"--by {by!r}: use one of {', '.join(BY_CHOICES)}")
+    if plot is not None and metric is None:
+        _fail("--plot needs --metric TABLE.COLUMN, e.g. --metric uncertainty_summary.entropy")
+    only = [t.strip() for t in tables.split(",") if t.strip()] if tables else None
+    if metric and only is not None and metric.partition(".")[0] not in only:
+        only.append(metric.partition(".")[0])
+    try:
+        result = analyze_snapshots(store, survey=survey, model=model, by=by, tables=only, all_tables=all_tables, job=job,
+                                   since=_when(since, "--since"), seed=seed, n_boot=n_boot)
+    except (KeyError, FileNotFoundError) as error:
+        _fail(str(error.args[0] if error.args else error))
+    if not result:
+        _fail(f"no table for {model} on {survey} (no finished run, or no valid answers)")
+    if out is not None:
+        write_tables(result, out)
+    if format == "json":
+        typer.echo(tables_to_json(result))
+    elif format == "csv":
+        for name, frame in result.items():
+            typer.echo(f"# {name}")
+            typer.echo(to_csv_text(frame), nl=False)
+    else:
+        import pandas as pd
+
+        with pd.option_context("display.max_columns", 60, "display.width", 250, "display.max_colwidth", 30,
+                               "display.float_format", "{:.4g}".format):
+            for name, frame in result.items():
+                typer.echo(f"== {name} ({len(frame)} rows)")
+                typer.echo(frame.drop(columns=["run_ids"]).head(limit).to_string(index=False))
+                typer.echo("")
+    if plot is not None and metric is not None:
+        from probekit.tracking.plot import metric_series, plot_metric
+
+        try:
+            series = metric_series(result, metric)
+        except (KeyError, ValueError) as error:
+            _fail(str(error.args[0] if error.args else error))
+        paths = plot_metric(series, plot, title=f"{survey} on {model}: {metric} per snapshot (95% CI)", ylabel=metric)
+        typer.echo(f"plot: {', '.join(map(str, paths))}", err=format != "table")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `track`, `drift` and `snapshots` to the probekit command."""
+    app.add_typer(track_app, name="track")
+    app.command("drift")(drift_command)
+    app.command("snapshots")(snapshots_command)

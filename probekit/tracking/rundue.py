@@ -1,0 +1,435 @@
+"""`probekit track run-due`: run every job whose slot is due, exactly once per job × slot.
+
+How "exactly once" holds:
+
+- **Claims are rows.** Before a slot runs, a row (job, slot_at, kind) of `track_slots` is claimed inside
+  one store transaction: read the row, then insert it (status `running`) or take it over. DuckDB lets one
+  process open the file for writing at a time and every store transaction opens, works and closes it, so
+  two invocations (two processes, or two threads) cannot both see a slot unclaimed; the primary key is
+  a second guard. The invocation that loses the race sees `running` or `done` and skips the slot.
+- **Done is done.** A `done` slot is never run again, however often run-due is called.
+- **Failed slots are retried** by the next call while that slot is still the due one (status `failed`,
+  attempts + 1; the run of the failed attempt is resumed, so only its missing or failed trials are sent
+  again), up to the job's `max_attempts` (then `abandoned`). Once a newer slot is due, that slot runs
+  instead and the failed one stays in the history as failed.
+- **A missed slot runs once.** run-due runs only the latest due slot of a job. Slots passed while nothing
+  called run-due are not run one by one (their runs would all measure the model now, not then); the run
+  records how many were skipped (`missed`).
+- **Crashes free their slot.** The invocation holding a slot refreshes `heartbeat_at` while the run goes
+  on. A `running` slot whose holder is dead (its pid is gone on this host) or whose heartbeat is older
+  than `stale_seconds` is taken over by the next call and its run resumed.
+- **Noise floor.** After a slot's run, when the version it measured (version identity and settings, see
+  probekit.analysis.snapshots) has only this run among the job's runs, the job runs once more for the same
+  slot (kind `repeat`): the pair gives `probekit drift` its noise floor. The repeat is a slot of its own
+  (claimed, retried and counted the same way).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import socket
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ulid import ULID
+
+from probekit.store.recorder import StoreRecorder
+from probekit.store.store import Store
+from probekit.tracking.jobs import Job, list_jobs
+from probekit.tracking.schedule import utc
+
+HEARTBEAT_SECONDS = 30.0
+STALE_SECONDS = 900.0
+"""A running slot whose heartbeat is older than this is taken over (its holder is presumed dead)."""
+
+Runner = Callable[[Job, "SlotRun"], Any]
+"""Runs one slot and returns a probekit.runner.RunSummary (or raises); `execute_slot` is the real one."""
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this host (and is not a zombie)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+@dataclass(frozen=True)
+class SlotRun:
+    """A claimed slot, as the runner gets it."""
+
+    job: str
+    slot_at: datetime
+    kind: str
+    """scheduled | repeat"""
+    claim_id: str
+    attempt: int
+    resume_run: str | None
+    """The run of an earlier attempt to resume, if any."""
+    missed: int
+    store: Path
+
+    @property
+    def seed_salt(self) -> int:
+        """A number derived from job, slot and kind (the per-run seed offset of jobs with vary_seed)."""
+        digest = hashlib.sha256(f"{self.job}|{self.slot_at.isoformat()}|{self.kind}".encode()).hexdigest()
+        return int(digest[:8], 16) % 1_000_000
+
+    def tracking(self, job: Job) -> dict[str, Any]:
+        """What is stored under `tracking` in the run's config."""
+        return {"job": self.job, "slot": self.slot_at.isoformat(), "kind": self.kind, "model_label": job.model_label}
+
+
+@dataclass
+class SlotOutcome:
+    """What run-due did with one job's slot."""
+
+    job: str
+    slot_at: datetime | None
+    kind: str
+    action: str
+    """ran | failed | abandoned | done-already | running-elsewhere | not-due | gave-up-already"""
+    run_id: str | None = None
+    attempt: int = 0
+    missed: int = 0
+    error: str | None = None
+
+    def line(self) -> str:
+        slot = self.slot_at.isoformat() if self.slot_at else "-"
+        text = f"{self.job} [{self.kind} {slot}] {self.action}"
+        if self.run_id:
+            text += f" run {self.run_id}"
+        if self.attempt > 1:
+            text += f" (attempt {self.attempt})"
+        if self.missed:
+            text += f" ({self.missed} earlier slot(s) missed: only the latest runs)"
+        if self.error:
+            text += f": {self.error}"
+        return text
+
+
+@dataclass
+class _Claim:
+    granted: bool
+    action: str
+    attempt: int = 0
+    run_id: str | None = None
+    missed: int = 0
+    error: str | None = None
+
+
+@dataclass
+class Invocation:
+    """One run-due call: its claim id, host and pid (what a claim row records)."""
+
+    claim_id: str = field(default_factory=lambda: str(ULID()))
+    host: str = field(default_factory=socket.gethostname)
+    pid: int = field(default_factory=os.getpid)
+
+
+def _live(row: dict[str, Any], invocation: Invocation, stale_seconds: float) -> bool:
+    """Whether the holder of a running slot may still be at work."""
+    heartbeat = utc(row["heartbeat_at"])
+    if (_now() - heartbeat).total_seconds() > stale_seconds:
+        return False
+    if row["host"] == invocation.host and row["pid"] is not None:
+        return pid_alive(int(row["pid"]))
+    return True
+
+
+def claim_slot(store: Store, job: Job, slot_at: datetime, kind: str, invocation: Invocation, *,
+               stale_seconds: float = STALE_SECONDS, missed: int = 0) -> _Claim:
+    """Atomically claim (job, slot_at, kind) in one store transaction (see the module docstring)."""
+    now = _now()
+    with store.transaction() as con:
+        cursor = con.execute(
+            "SELECT status, attempts, run_id, host, pid, heartbeat_at, missed FROM track_slots WHERE job = ? AND slot_at = ? AND kind = ?",
+            [job.name, slot_at, kind])
+        found = cursor.fetchone()
+        if found is None:
+            con.execute(
+                "INSERT INTO track_slots (job, slot_at, kind, status, attempts, claim_id, host, pid, claimed_at, heartbeat_at, missed) "
+                "VALUES (?, ?, ?, 'running', 1, ?, ?, ?, ?, ?, ?)",
+                [job.name, slot_at, kind, invocation.claim_id, invocation.host, invocation.pid, now, now, missed])
+            return _Claim(True, "claimed", attempt=1, missed=missed)
+        row = dict(zip(["status", "attempts", "run_id", "host", "pid", "heartbeat_at", "missed"], found))
+        if row["status"] == "done":
+            return _Claim(False, "done-already", attempt=row["attempts"], run_id=row["run_id"])
+        if row["status"] == "abandoned":
+            return _Claim(False, "gave-up-already", attempt=row["attempts"], run_id=row["run_id"])
+        if row["status"] == "running" and _live(row, invocation, stale_seconds):
+            return _Claim(False, "running-elsewhere", attempt=row["attempts"], run_id=row["run_id"])
+        if row["status"] == "failed" and row["attempts"] >= job.max_attempts:
+            con.execute("UPDATE track_slots SET status = 'abandoned' WHERE job = ? AND slot_at = ? AND kind = ?", [job.name, slot_at, kind])
+            return _Claim(False, "abandoned", attempt=row["attempts"], run_id=row["run_id"])
+        # failed (a retry) or running with a dead holder (a take-over): claim it again.
+        attempt = int(row["attempts"]) + 1
+        con.execute(
+            "UPDATE track_slots SET status = 'running', attempts = ?, claim_id = ?, host = ?, pid = ?, claimed_at = ?, heartbeat_at = ?, "
+            "finished_at = NULL WHERE job = ? AND slot_at = ? AND kind = ?",
+            [attempt, invocation.claim_id, invocation.host, invocation.pid, now, now, job.name, slot_at, kind])
+        return _Claim(True, "claimed", attempt=attempt, run_id=row["run_id"], missed=int(row["missed"]))
+
+
+def _update_own(store: Store, slot: SlotRun, sql: str, params: Sequence[Any]) -> bool:
+    """UPDATE track_slots ... for this slot, only while this invocation still holds it."""
+    with store.transaction() as con:
+        held = con.execute("SELECT claim_id FROM track_slots WHERE job = ? AND slot_at = ? AND kind = ?",
+                           [slot.job, slot.slot_at, slot.kind]).fetchone()
+        if held is None or held[0] != slot.claim_id:
+            return False
+        con.execute(f"UPDATE track_slots SET {sql} WHERE job = ? AND slot_at = ? AND kind = ?",
+                    [*params, slot.job, slot.slot_at, slot.kind])
+    return True
+
+
+def record_slot_run(store: Store, slot: SlotRun, run_id: str) -> None:
+    """Link the run just created to the slot (a later attempt resumes it)."""
+    _update_own(store, slot, "run_id = ?", [run_id])
+
+
+def finish_slot(store: Store, slot: SlotRun, status: str, run_id: str | None, error: str | None = None) -> bool:
+    """Mark the slot done / failed / abandoned (only while this invocation holds it)."""
+    return _update_own(store, slot, "status = ?, finished_at = ?, run_id = coalesce(?, run_id), error = ?",
+                       [status, _now(), run_id, error])
+
+
+class _Heartbeat:
+    """Refreshes the slot's heartbeat from a thread while the run goes on."""
+
+    def __init__(self, store: Store, slot: SlotRun, every: float):
+        self.store, self.slot, self.every = store, slot, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{slot.job}", daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                _update_own(self.store, self.slot, "heartbeat_at = ?", [_now()])
+            except Exception:  # a busy store: the next beat tries again
+                continue
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class TrackingRecorder(StoreRecorder):
+    """The store recorder, plus tracking: the run's config carries `tracking` (job, slot, kind, label),
+    every model row's details carry `model_label`, and the run id reaches the slot row as soon as the run
+    exists. Its config hash differs from an untracked run's, so `probekit run` never resumes a tracked run."""
+
+    def __init__(self, store: Store, slot: SlotRun, job: Job):
+        super().__init__(store)
+        self.slot, self.job = slot, job
+        self.run_id: str | None = None
+
+    def _tracked(self, config: dict[str, Any], config_hash: str) -> tuple[dict[str, Any], str]:
+        tracking = self.slot.tracking(self.job)
+        digest = hashlib.sha256(f"{config_hash}|{json.dumps(tracking, sort_keys=True)}".encode()).hexdigest()
+        return {**config, "tracking": tracking}, digest
+
+    def _started(self, run_id: str) -> None:
+        self.run_id = run_id
+        record_slot_run(self.store, self.slot, run_id)
+
+    def begin_run(self, run_id: str, config: dict[str, Any], config_hash: str, packages: dict[str, str]) -> None:
+        config, config_hash = self._tracked(config, config_hash)
+        super().begin_run(run_id, config, config_hash, packages)
+        self._started(run_id)
+
+    def claim_run(self, run_id: str, config: dict[str, Any], config_hash: str, packages: dict[str, str], *,
+                  force_new: bool = False) -> Any:
+        config, config_hash = self._tracked(config, config_hash)
+        # claim_run (the run lifecycle with owner heartbeats) is newer than begin_run: looked up at run time so
+        # this recorder works with either lifecycle of the pipeline.
+        claim = getattr(super(), "claim_run")(run_id, config, config_hash, packages, force_new=force_new)
+        self._started(claim.run_id)
+        return claim
+
+    def resume_run(self, run_id: str) -> dict[str, Any]:
+        self.run_id = run_id
+        return super().resume_run(run_id)
+
+    def record_model(self, run_id: str, model: str, info: dict[str, Any]) -> None:
+        if self.job.model_label:
+            info = {**info, "model_label": self.job.model_label}
+        super().record_model(run_id, model, info)
+
+
+def _options(job: Job, slot: SlotRun, resume: str | None) -> Any:
+    from probekit.models_config import backend_options
+    from probekit.runner import RunOptions
+
+    settings = job.options
+    api = backend_options(job.models, Path(settings.models_config) if settings.models_config else None,
+                          api_base=settings.api_base, api_key_env=settings.api_key_env, concurrency=settings.concurrency,
+                          rpm=None, tpm=None, timeout=None)
+    seed = settings.seed + (slot.seed_salt if settings.vary_seed else 0)
+    return RunOptions(models=list(job.models), store=slot.store, limit=settings.limit, orders=settings.orders, mode=settings.mode,
+                      samples=settings.samples, temperature=settings.temperature, reasoning=settings.reasoning, seed=seed,
+                      resume=resume, new_run=resume is None, backend_options=api)
+
+
+async def execute_slot_async(job: Job, slot: SlotRun) -> Any:
+    """Run a claimed slot through probekit.pipeline (a retry resumes the earlier attempt's run)."""
+    from probekit.pipeline import run_async
+
+    recorder = TrackingRecorder(Store(slot.store), slot, job)
+    if slot.resume_run:
+        try:
+            return await run_async(list(job.surveys), _options(job, slot, slot.resume_run), recorder)
+        except (KeyError, ValueError):  # the earlier run is gone or the survey files changed: start afresh
+            pass
+    return await run_async(list(job.surveys), _options(job, slot, None), recorder)
+
+
+def execute_slot(job: Job, slot: SlotRun) -> Any:
+    return asyncio.run(execute_slot_async(job, slot))
+
+
+def _run_claimed(store: Store, job: Job, slot: SlotRun, runner: Runner, heartbeat_seconds: float) -> SlotOutcome:
+    outcome = SlotOutcome(job=job.name, slot_at=slot.slot_at, kind=slot.kind, action="ran", attempt=slot.attempt, missed=slot.missed)
+    try:
+        with _Heartbeat(store, slot, heartbeat_seconds):
+            summary = runner(job, slot)
+    except BaseException as error:
+        failed = "abandoned" if slot.attempt >= job.max_attempts else "failed"
+        message = f"{type(error).__name__}: {error}"[:2000]
+        finish_slot(store, slot, failed, None, message)
+        if not isinstance(error, Exception):
+            raise  # KeyboardInterrupt, SystemExit: recorded as failed, then stop
+        outcome.action, outcome.error = failed, message
+        outcome.run_id = _slot_run_id(store, slot)
+        return outcome
+    run_id = getattr(summary, "run_id", None)
+    errors = int(getattr(summary, "errors", 0) or 0)
+    if errors:
+        failed = "abandoned" if slot.attempt >= job.max_attempts else "failed"
+        message = f"{errors} trial(s) failed after retries (stored as errors); the next run-due resumes run {run_id}"
+        finish_slot(store, slot, failed, run_id, message)
+        outcome.action, outcome.error, outcome.run_id = failed, message, run_id
+        return outcome
+    finish_slot(store, slot, "done", run_id)
+    outcome.run_id = run_id
+    return outcome
+
+
+def _slot_run_id(store: Store, slot: SlotRun) -> str | None:
+    frame = store.query("SELECT run_id FROM track_slots WHERE job = ? AND slot_at = ? AND kind = ?", [slot.job, slot.slot_at, slot.kind])
+    return None if frame.empty or frame["run_id"][0] is None else str(frame["run_id"][0])
+
+
+def _missed(store: Store, job: Job, due: datetime) -> int:
+    """Slots of the job before `due` that never ran: after its last scheduled slot, or since its creation."""
+    import pandas as pd
+
+    schedule = job.parsed_schedule()
+    last = store.query("SELECT max(slot_at) AS last FROM track_slots WHERE job = ? AND kind = 'scheduled'", [job.name])["last"][0]
+    if not pd.isna(last):
+        return schedule.slots_between(utc(pd.Timestamp(last).to_pydatetime()), due)
+    first = schedule.latest_slot(job.created_at)
+    if first is None or first >= due:
+        return 0
+    return schedule.slots_between(first, due) + 1
+
+
+def needs_repeat(store: Store, job: Job, run_id: str) -> bool:
+    """Whether the version measured by `run_id` has no other completed run of this job with the same
+    settings, for some model of the job (then a repeat gives the drift noise floor). Runs with errors do
+    not count: a failed repeat is tried again."""
+    from probekit.analysis.snapshots import settings_key, version_key
+
+    frame = store.query(
+        "SELECT v.*, r.config FROM model_versions v JOIN runs r USING (run_id) WHERE v.job = ? AND v.run_status = 'completed'",
+        [job.name])
+    if frame.empty:
+        return False
+    frame["settings"] = [settings_key(json.loads(c) if isinstance(c, str) else dict(c)) for c in frame["config"]]
+    records = frame.to_dict("records")
+    keys = [(version_key(r), r["settings"], r["model"]) for r in records]
+    mine = {k for k, r in zip(keys, records) if r["run_id"] == run_id}
+    return any(sum(1 for k in keys if k == key) < 2 for key in mine)
+
+
+def run_job(store: Store, job: Job, *, now: datetime, invocation: Invocation, runner: Runner,
+            heartbeat_seconds: float = HEARTBEAT_SECONDS, stale_seconds: float = STALE_SECONDS) -> list[SlotOutcome]:
+    """The due slot of one job (and its noise-floor repeat when needed)."""
+    due = job.parsed_schedule().latest_slot(now)
+    if due is None:
+        return [SlotOutcome(job=job.name, slot_at=None, kind="scheduled", action="not-due")]
+    outcomes = []
+    scheduled_run: str | None = None
+    for kind in ("scheduled", "repeat"):
+        if kind == "repeat":
+            if not job.noise_repeat or scheduled_run is None or not needs_repeat(store, job, scheduled_run):
+                break
+        missed = _missed(store, job, due) if kind == "scheduled" else 0
+        claim = claim_slot(store, job, due, kind, invocation, stale_seconds=stale_seconds, missed=missed)
+        if not claim.granted:
+            outcomes.append(SlotOutcome(job=job.name, slot_at=due, kind=kind, action=claim.action, run_id=claim.run_id,
+                                        attempt=claim.attempt))
+            if kind == "scheduled" and claim.action == "done-already":
+                scheduled_run = claim.run_id  # a repeat that failed earlier is retried
+                continue
+            break
+        slot = SlotRun(job=job.name, slot_at=due, kind=kind, claim_id=invocation.claim_id, attempt=claim.attempt,
+                       resume_run=claim.run_id, missed=claim.missed, store=store.path)
+        outcome = _run_claimed(store, job, slot, runner, heartbeat_seconds)
+        outcomes.append(outcome)
+        if outcome.action != "ran":
+            break
+        scheduled_run = outcome.run_id if kind == "scheduled" else scheduled_run
+    return outcomes
+
+
+def run_due(store_path: str | Path, *, now: datetime | None = None, jobs: Sequence[str] | None = None, runner: Runner | None = None,
+            heartbeat_seconds: float = HEARTBEAT_SECONDS, stale_seconds: float = STALE_SECONDS,
+            on_outcome: Callable[[SlotOutcome], None] | None = None) -> list[SlotOutcome]:
+    """Run the due slot of every job (or of the named ones), one job after another. `now` (default: the
+    clock) decides which slot is due; claims and heartbeats always use the clock. Returns what happened
+    per job and slot kind; `on_outcome` is called as each is known."""
+    store = Store(store_path)
+    store.migrate()
+    known = list_jobs(store)
+    if jobs:
+        missing = sorted(set(jobs) - {j.name for j in known})
+        if missing:
+            from probekit.tracking.jobs import JobNotFoundError
+
+            raise JobNotFoundError(f"no tracking job {', '.join(map(repr, missing))} in {store.path}; `probekit track list` shows the jobs")
+        known = [j for j in known if j.name in set(jobs)]
+    moment = utc(now) if now is not None else _now()
+    invocation = Invocation()
+    outcomes: list[SlotOutcome] = []
+    for job in known:
+        for outcome in run_job(store, job, now=moment, invocation=invocation, runner=runner or execute_slot,
+                               heartbeat_seconds=heartbeat_seconds, stale_seconds=stale_seconds):
+            outcomes.append(outcome)
+            if on_outcome is not None:
+                on_outcome(outcome)
+    return outcomes
