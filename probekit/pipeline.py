@@ -17,13 +17,13 @@ from typing import Any
 
 from ulid import ULID
 
-from probekit.backends import Backend, make_backend
+from probekit.backends import Backend, check_model_key, engine_for, make_backend
 from probekit.experiment import RunInputs, resolve_inputs
 from probekit.provenance import package_versions, survey_hash
 from probekit.runner import ModelSummary, RunOptions, RunSummary, execute
 from probekit.scoring import MODES, ScoringSettings
 from probekit.store.recorder import Recorder, StoreRecorder
-from probekit.store.store import Store
+from probekit.store.store import RunClaim, Store
 from probekit.survey.expand import Trial, expand
 from probekit.survey.schema import Survey
 
@@ -71,12 +71,39 @@ def _endpoints(options: RunOptions) -> dict[str, dict[str, Any]]:
 
 
 def _preflight(options: RunOptions, settings: dict[str, ScoringSettings]) -> dict[str, Backend]:
-    """Checks that need no model call, before a run is created: each model key makes a backend (unknown
-    options are errors) and each mode is one the scoring layer knows."""
+    """Checks that need no model call, before a run is created: each model key names a model (did-you-mean
+    otherwise), makes a backend (unknown options are errors) and can run each survey's scoring mode."""
     for survey_id, survey_settings in settings.items():
         if survey_settings.mode not in MODES:
             raise ValueError(f"survey {survey_id}: unknown scoring mode {survey_settings.mode!r} (use one of {', '.join(MODES)})")
+    for model in options.models:
+        check_model_key(model)
+        engine = engine_for(model)
+        for survey_id, survey_settings in settings.items():
+            if survey_settings.mode not in engine.modes:
+                raise ValueError(f"{model} ({engine.name}) cannot run {survey_settings.mode} mode (survey {survey_id}): it "
+                                 f"supports {', '.join(sorted(engine.modes))}. Choose another --mode, or a local model "
+                                 "(smollm2, hf:<dir>) for sequence scoring")
     return {model: make_backend(model, options.backend_options.get(model)) for model in dict.fromkeys(options.models)}
+
+
+WAIT_POLL_SECONDS = 1.0
+
+
+async def _claim(recorder: Recorder, config: dict[str, Any], config_hash: str, options: RunOptions) -> RunClaim:
+    """A new run, the unfinished run of this configuration taken over, or a completed one; while another live
+    process runs the same configuration, wait for it (two identical commands end up as one run)."""
+    told = False
+    while True:
+        claim = await asyncio.to_thread(recorder.claim_run, str(ULID()), config, config_hash, package_versions(),
+                                        force_new=options.new_run)
+        if claim.action != "wait":
+            return claim
+        if not told and options.notice:
+            options.notice(f"run {claim.run_id} with the same configuration is running ({claim.owner}); waiting for it "
+                           "(use --new-run to start a separate run)")
+            told = True
+        await asyncio.sleep(WAIT_POLL_SECONDS)
 
 
 async def run_async(inputs: Sequence[str | Path | Survey] | RunInputs, options: RunOptions,
@@ -110,15 +137,18 @@ async def run_async(inputs: Sequence[str | Path | Survey] | RunInputs, options: 
 
         # Checked before the run exists: a model without a stored prior is an error, not a silent no-op.
         prior_rows = await asyncio.to_thread(source_priors, store, options.prior_from, options.models)
-    run_id = options.resume or (None if options.new_run else await asyncio.to_thread(recorder.find_resumable, config_hash))
-    resumed = run_id is not None
-    if run_id is None:
-        run_id = str(ULID())
-        await asyncio.to_thread(recorder.begin_run, run_id, config, config_hash, package_versions())
-    else:
+    if options.resume:
+        run_id, resumed = options.resume, True
         stored = await asyncio.to_thread(recorder.resume_run, run_id)
-        if options.resume and stored.get("surveys") != config["surveys"]:
+        if stored.get("surveys") != config["surveys"]:
             raise ValueError(f"run {run_id} was made with other surveys or settings; resume it with the same arguments")
+    else:
+        claim = await _claim(recorder, config, config_hash, options)
+        if claim.action == "done":
+            # A finished command is a no-op: nothing is sent again (--new-run repeats it on purpose).
+            return RunSummary(run_id=claim.run_id, resumed=False, store=options.store, trials=len(all_trials), models=[],
+                              already_complete=True)
+        run_id, resumed = claim.run_id, claim.action == "resume"
     def record_inputs() -> None:
         with recorder.session():  # one open of the store for the whole set-up
             for survey, digest, path in surveys:

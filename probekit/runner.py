@@ -49,9 +49,13 @@ class RunOptions:
     """The experiment this run belongs to (probekit.experiment.run_record); stored in the run config."""
     prior_from: str | None = None
     """PriDe: reuse the position prior stored with this run (same models); orders default to identity."""
+    max_rate_limit_wait: float = 600.0
+    """Seconds one request may wait out rate limits (429s do not spend max_attempts)."""
+    notice: Callable[[str], None] | None = None
+    """Called with messages for the user (e.g. waiting for another process running the same configuration)."""
 
     def retry_policy(self) -> RetryPolicy:
-        return RetryPolicy(self.max_attempts, self.backoff_base, self.backoff_max)
+        return RetryPolicy(self.max_attempts, self.backoff_base, self.backoff_max, self.max_rate_limit_wait)
 
 
 @dataclass
@@ -76,6 +80,8 @@ class RunSummary:
     store: Path
     trials: int
     models: list[ModelSummary]
+    already_complete: bool = False
+    """The configuration had completed before: nothing was sent (`new_run` repeats it on purpose)."""
 
     @property
     def errors(self) -> int:
@@ -87,9 +93,13 @@ class _Writer:
     (every `flush_seconds`, or sooner once `flush_rows` are waiting). Scoring tasks only append: they never
     wait for a commit, unless `4 × flush_rows` rows are waiting (back-pressure while the store is slow)."""
 
-    def __init__(self, recorder: Recorder, options: RunOptions):
+    HEARTBEAT_SECONDS = 30.0
+
+    def __init__(self, recorder: Recorder, options: RunOptions, run_id: str):
         self.recorder = recorder
         self.options = options
+        self.run_id = run_id
+        self._last_beat = time.monotonic()
         self.buffer: list[ResultRow] = []
         self._due = asyncio.Event()
         self._room = asyncio.Event()
@@ -129,6 +139,10 @@ class _Writer:
                     pass
                 self._due.clear()
                 await self._flush_once()
+                if time.monotonic() - self._last_beat > self.HEARTBEAT_SECONDS:
+                    # The run's owner shows life, so another process waits instead of taking the run over.
+                    await asyncio.to_thread(self.recorder.heartbeat, self.run_id)
+                    self._last_beat = time.monotonic()
         except Exception as error:
             self._error = error
             self._room.set()
@@ -261,7 +275,7 @@ async def execute(run_id: str, trials: list[Trial], settings_by_survey: dict[str
     start (load failure, failed probe, unsupported mode) stops the run with its error after the others'
     completed work is recorded. `resumed=False` (a run just created) skips looking for stored results."""
     ready_task = asyncio.ensure_future(ready) if ready is not None else None
-    writer = _Writer(recorder, options)
+    writer = _Writer(recorder, options, run_id)
     writer.start(ready_task)
     runtimes = [ModelRuntime((backends or {}).get(model) or make_backend(model, options.backend_options.get(model)),
                              options.retry_policy()) for model in options.models]

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from probekit.backends.base import (
     Backend, BackendError, Capabilities, ContinuationRequest, ContinuationScores, Generation, GenerateRequest,
@@ -41,11 +41,60 @@ PROBE_ATTEMPTS_WITHOUT_LOGPROBS = 3
 
 @dataclass
 class RetryPolicy:
-    """How the runtime retries retryable faults."""
+    """How the runtime retries retryable faults. Rate limits (429) do not spend the attempts: they are waited
+    out (Retry-After when the provider gives one) within a total wait per call."""
 
     max_attempts: int = 5
+    """Calls per request for faults other than rate limits (server errors, timeouts, dropped connections)."""
     backoff_base: float = 0.5
     backoff_max: float = 30.0
+    max_rate_limit_wait: float = 600.0
+    """Seconds one request may spend waiting out rate limits before it is recorded as a rate_limit error."""
+    max_rate_limited: int = 200
+    """Rate-limited answers one request may get (a guard for providers that send 429 without a wait)."""
+
+
+class _Budget:
+    """What one request has spent: failed calls, rate-limited calls and seconds waited for rate limits."""
+
+    def __init__(self, policy: RetryPolicy):
+        self.policy = policy
+        self.calls = 0
+        self.failures = 0
+        self.rate_limited = 0
+        self.waited = 0.0
+
+    def record(self, error: BaseException | None) -> None:
+        self.calls += 1
+        if error is None:
+            return
+        if _is_rate_limit(error):
+            self.rate_limited += 1
+        else:
+            self.failures += 1
+
+    def exhausted(self) -> bool:
+        return (self.failures >= self.policy.max_attempts or self.rate_limited >= self.policy.max_rate_limited
+                or self.waited >= self.policy.max_rate_limit_wait)
+
+    def delay(self, error: BaseException | None) -> float:
+        """Seconds before the next call: Retry-After for a rate limit (capped by what is left of the wait
+        budget), else exponential backoff with full jitter."""
+        if _is_rate_limit(error):
+            after = getattr(error, "retry_after", None)
+            if after is None:
+                after = random.uniform(0, min(self.policy.backoff_max, self.policy.backoff_base * 2 ** (self.rate_limited - 1)))
+            wait = float(min(after, max(0.0, self.policy.max_rate_limit_wait - self.waited)))
+            self.waited += max(wait, 1e-3)  # a zero Retry-After still uses the budget a little
+            return wait
+        if isinstance(error, BackendError) and error.retry_after is not None:
+            return float(min(error.retry_after, self.policy.backoff_max))
+        exponential = self.policy.backoff_base * 2 ** (self.failures - 1)
+        return float(min(self.policy.backoff_max, random.uniform(0, exponential)))
+
+
+def _is_rate_limit(error: BaseException | None) -> bool:
+    return isinstance(error, BackendError) and error.error_class == "rate_limit"
 
 
 class ModelRuntime:
@@ -170,34 +219,40 @@ class ModelRuntime:
     async def _with_retries(self, send: Callable[[], Awaitable[list[Result]]], requests: Sequence[Any] = ()) -> list[Result]:
         """The call, retried on retryable faults. The first attempt goes without the retry machinery (the
         usual case costs nothing extra); after a retryable fault tenacity takes over with the backoff."""
+        budget = _Budget(self.policy)
         try:
             values = await self._limited(send, requests)
-            attempts = 1
+            budget.record(None)
         except BackendError as first:
-            if not first.retryable or self.policy.max_attempts <= 1:
-                first.attempts = 1  # type: ignore[attr-defined]
+            budget.record(first)
+            if not first.retryable or budget.exhausted():
+                first.attempts = budget.calls  # type: ignore[attr-defined]
                 raise
-            await asyncio.sleep(self._delay(first, 1))
-            values, attempts = await self._retry(send, requests)
+            await asyncio.sleep(budget.delay(first))
+            values = await self._retry(send, requests, budget)
         for value in values:
-            _set_attempts(value, attempts)
+            _set_attempts(value, budget.calls)
         return values
 
-    async def _retry(self, send: Callable[[], Awaitable[list[Result]]], requests: Sequence[Any]) -> tuple[list[Result], int]:
-        attempts = 1
+    async def _retry(self, send: Callable[[], Awaitable[list[Result]]], requests: Sequence[Any], budget: _Budget) -> list[Result]:
+        def stop(state: RetryCallState) -> bool:
+            budget.record(state.outcome.exception() if state.outcome else None)
+            return budget.exhausted()
+
         try:
             async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(self.policy.max_attempts - 1),
-                wait=lambda state: self._delay(state.outcome.exception() if state.outcome else None, state.attempt_number + 1),
+                stop=stop, wait=lambda state: budget.delay(state.outcome.exception() if state.outcome else None),
                 retry=retry_if_exception(lambda e: isinstance(e, BackendError) and e.retryable), reraise=True,
             ):
                 with attempt:
-                    attempts = attempt.retry_state.attempt_number + 1
                     values = await self._limited(send, requests)
         except BackendError as error:
-            error.attempts = attempts  # type: ignore[attr-defined]
+            if not error.retryable:
+                budget.record(error)
+            error.attempts = budget.calls  # type: ignore[attr-defined]
             raise
-        return values, attempts
+        budget.record(None)
+        return values
 
     async def _limited(self, send: Callable[[], Awaitable[list[Result]]], requests: Sequence[Any]) -> list[Result]:
         async with self._slots:
@@ -217,14 +272,6 @@ class ModelRuntime:
                 if used:
                     self.limiter.settle(estimate, used)
             return values
-
-    def _delay(self, error: BaseException | None, failed_attempt: int) -> float:
-        """Seconds before the next attempt: the provider's Retry-After, else exponential with full jitter."""
-        if isinstance(error, BackendError) and error.retry_after is not None:
-            return min(error.retry_after, self.policy.backoff_max)
-        exponential = self.policy.backoff_base * 2 ** (failed_attempt - 1)
-        return float(min(self.policy.backoff_max, random.uniform(0, exponential)))
-
 
 def score_sync(backend: Backend, trials: list[Any], settings: Any, policy: RetryPolicy | None = None) -> list[list[Any]]:
     """Score trials on one backend outside a run (tests, benchmarks, notebooks): a runtime without retries

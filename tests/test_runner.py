@@ -36,12 +36,12 @@ def test_transient_faults_are_retried_and_answers_match_a_clean_run(tmp_path: Pa
 
 
 def test_faults_beyond_the_retry_budget_are_errors_not_answers(store_path: Path) -> None:
-    summary = run([STARTER], options(store_path, "fake:a?batch=1&fail=0.5", max_attempts=2))
+    summary = run([STARTER], options(store_path, "fake:a?batch=1&fail5xx=0.5", max_attempts=2))
     frame = Store(store_path).query("SELECT status, choice, distribution, error_class FROM results")
     errors = frame[frame.status == "error"]
     assert summary.models[0].error == len(errors) > 0
     assert errors["choice"].isna().all() and errors["distribution"].isna().all()
-    assert set(errors["error_class"]) == {"rate_limit"}
+    assert set(errors["error_class"]) == {"server_error"}
     assert Store(store_path).query("SELECT status FROM runs")["status"][0] == "completed_with_errors"
 
 
@@ -53,7 +53,7 @@ def test_non_retryable_faults_are_not_retried(store_path: Path) -> None:
 
 
 def test_resume_sends_only_failed_or_missing_trials(store_path: Path) -> None:
-    first = run([STARTER], options(store_path, "fake:a?batch=1&fail=0.5", max_attempts=1))
+    first = run([STARTER], options(store_path, "fake:a?batch=1&fail5xx=0.5", max_attempts=1))
     failed = first.models[0].error
     assert failed > 0
     # Same model name, faults switched off ('fake:a' names the model; the query only scripts faults).
@@ -63,13 +63,13 @@ def test_resume_sends_only_failed_or_missing_trials(store_path: Path) -> None:
     assert second.models[0].ok == failed
     counts = Store(store_path).query("SELECT status, count(*) AS n FROM results GROUP BY status")
     assert counts.set_index("status")["n"].to_dict() == {"ok": 120}
-    third = run([STARTER], options(store_path, "fake:a?batch=1&fail=0.5", max_attempts=1))
-    assert third.run_id != first.run_id, "a completed run is not resumed: the same command starts a new run"
+    again = run([STARTER], options(store_path, "fake:a?batch=1&fail5xx=0.5", max_attempts=1))
+    assert again.already_complete and again.run_id == first.run_id and again.models == [], "a finished command is a no-op"
 
 
 def test_an_unfinished_run_is_resumed_automatically(store_path: Path) -> None:
-    first = run([STARTER], options(store_path, "fake:a?batch=1&fail=0.5", max_attempts=1))
-    second = run([STARTER], options(store_path, "fake:a?batch=1&fail=0.5", max_attempts=10))
+    first = run([STARTER], options(store_path, "fake:a?batch=1&fail5xx=0.5", max_attempts=1))
+    second = run([STARTER], options(store_path, "fake:a?batch=1&fail5xx=0.5", max_attempts=10))
     assert second.run_id == first.run_id and second.resumed and second.models[0].error == 0
 
 

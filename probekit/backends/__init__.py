@@ -24,17 +24,22 @@ class Engine:
     factory: Callable[[str, dict[str, Any]], Backend]
     options: frozenset[str] | None
     """Options the engine accepts (None: the engine validates them itself)."""
+    modes: frozenset[str]
+    """Scoring modes the engine can run (checked before a run is created)."""
     install_hint: str = ""
 
 
 _ENGINES: list[Engine] = []
 
 
-def register(name: str, matches: Callable[[str], bool], *, options: set[str] | None, install_hint: str = "") -> Callable[
-        [Callable[[str, dict[str, Any]], Backend]], Callable[[str, dict[str, Any]], Backend]]:
+ALL_MODES = frozenset({"logprob", "sample", "sequence", "generate"})
+
+
+def register(name: str, matches: Callable[[str], bool], *, options: set[str] | None, modes: frozenset[str] = ALL_MODES,
+             install_hint: str = "") -> Callable[[Callable[[str, dict[str, Any]], Backend]], Callable[[str, dict[str, Any]], Backend]]:
     """Register an engine factory (first match wins, in registration order)."""
     def decorate(factory: Callable[[str, dict[str, Any]], Backend]) -> Callable[[str, dict[str, Any]], Backend]:
-        _ENGINES.append(Engine(name, matches, factory, frozenset(options) if options is not None else None, install_hint))
+        _ENGINES.append(Engine(name, matches, factory, frozenset(options) if options is not None else None, modes, install_hint))
         return factory
     return decorate
 
@@ -62,7 +67,8 @@ def _transformers(model: str, options: dict[str, Any]) -> Backend:
     return HFBackend(model, **options)
 
 
-@register("litellm", lambda model: True, options=None, install_hint="pip install litellm")
+# API models have no continuation log-likelihoods; a model without logprobs falls back to sampling (probed).
+@register("litellm", lambda model: True, options=None, modes=frozenset({"logprob", "sample", "generate"}), install_hint="pip install litellm")
 def _litellm(model: str, options: dict[str, Any]) -> Backend:
     from probekit.backends.litellm_backend import LiteLLMBackend
 
@@ -71,6 +77,65 @@ def _litellm(model: str, options: dict[str, Any]) -> Backend:
 
 def engine_for(model: str) -> Engine:
     return next(engine for engine in _ENGINES if engine.matches(model))
+
+
+# Providers named often enough to check without importing litellm (~3 s); others are looked up in litellm.
+COMMON_PROVIDERS = frozenset({
+    "openai", "anthropic", "gemini", "vertex_ai", "azure", "bedrock", "hosted_vllm", "mistral", "groq", "together_ai",
+    "ollama", "ollama_chat", "openrouter", "deepseek", "fireworks_ai", "cohere", "huggingface", "xai", "perplexity",
+    "databricks", "cerebras", "sambanova", "deepinfra", "anyscale", "lm_studio", "vllm", "text-completion-openai",
+})
+
+
+def _litellm_names() -> tuple[set[str], set[str]]:
+    """(providers, bare model names) litellm knows, from its bundled map (no network)."""
+    import os
+
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    try:
+        import litellm
+    except ImportError:
+        return set(COMMON_PROVIDERS), set()
+    providers = {str(getattr(p, "value", p)) for p in getattr(litellm, "provider_list", [])}
+    return providers | set(COMMON_PROVIDERS), set(getattr(litellm, "model_cost", {}))
+
+
+def check_model_key(model: str) -> None:
+    """Reject a model key that cannot name a model, before anything runs: empty, with spaces, `provider/`
+    without a name, an unknown provider, or a bare name neither built in nor known to litellm (a typo such
+    as `smollm3`); the message names the known keys and the closest match."""
+    import difflib
+
+    hint = ("offline models: " + ", ".join(BUILTIN_LOCAL) + "; local: hf:<dir or hub id>; API: provider/name, e.g. "
+            "openai/gpt-4o-mini, anthropic/claude-3-5-haiku-latest, openai/<name> with --api-base")
+    if not model.strip() or any(c.isspace() for c in model):
+        raise ValueError(f"model key {model!r}: model keys have no spaces ({hint})")
+    engine = engine_for(model)
+    if engine.name == "transformers":
+        if model.startswith("hf:") and not model.removeprefix("hf:").strip():
+            raise ValueError(f"model key {model!r}: name a directory, GGUF file or hub id after hf: ({hint})")
+        return
+    if engine.name != "litellm":
+        return
+    provider, slash, name = model.partition("/")
+    if slash:
+        if not provider or not name.strip("/"):
+            raise ValueError(f"model key {model!r}: write provider/name ({hint})")
+        if provider in COMMON_PROVIDERS:
+            return
+        providers, _ = _litellm_names()
+        if provider not in providers:
+            close = difflib.get_close_matches(provider, sorted(providers), n=1)
+            guess = f"; did you mean {close[0]}/{name}?" if close else ""
+            raise ValueError(f"model key {model!r}: unknown provider {provider!r}{guess} ({hint})")
+        return
+    close = difflib.get_close_matches(model, BUILTIN_LOCAL, n=1, cutoff=0.75)
+    _, names = _litellm_names() if not close else (set(), set())
+    if model in names:
+        return
+    close = close or difflib.get_close_matches(model, sorted(names), n=1, cutoff=0.8)
+    guess = f"; did you mean {close[0]!r}?" if close else ""
+    raise ValueError(f"unknown model {model!r}{guess} ({hint})")
 
 
 def make_backend(model: str, options: dict[str, Any] | None = None) -> Backend:
@@ -90,4 +155,5 @@ def make_backend(model: str, options: dict[str, Any] | None = None) -> Backend:
         raise RuntimeError(f"{model}: the {engine.name} engine needs the missing package {error.name!r}{hint}") from None
 
 
-__all__ = ["Backend", "BackendError", "Capabilities", "ModelInfo", "make_backend", "is_local", "is_fake", "register"]
+__all__ = ["Backend", "BackendError", "Capabilities", "ModelInfo", "check_model_key", "engine_for", "make_backend", "is_local",
+           "is_fake", "register"]

@@ -5,10 +5,18 @@ check metrics and debiasing against ground truth. It reads the trial from the re
 engines read only the prompt). Model key: `fake:NAME?fail=0.3&delay=0.01&prior=4,2,1,1`.
 - content preference: a deterministic function of (NAME, item, canonical option), or `gold=0.9` for mcq;
 - `prior`: position weights (normalised);
-- `fail`: probability that a call raises a retryable fault (decided per call content and attempt, seeded);
+- `fail`: probability that a call raises a rate limit (429, Retry-After 0), `fail5xx` one of a server error
+  (both retryable; decided per call content and attempt, seeded);
 - `fatal`: probability of a non-retryable fault; `delay`: seconds per call; `nologprobs=1`: sample only;
 - `engine=api`: behave like an API model (top-k logprobs of generated tokens, probed at start, one request
   per call, no native n) instead of an exact local engine; `batch`, `concurrency`: its declared limits.
+- free answers (trials without options, `generate` surveys): "[answer of fake:NAME | quality Q] ..." with Q
+  a deterministic function of (NAME, item) in [0.1, 1), or `quality=Q` for every item;
+- judging (options that carry such answers, `pairwise` surveys): the content preference of a response is its
+  quality, times `self=K` when the judge wrote it (a scripted self-preference); a tie option weighs `tie=W`
+  (default 0.05);
+- `log=PATH`: append one line per primitive call ("kind<TAB>survey/item/trial/sample" per request), so a
+  test can count what reached the engine across processes.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import asyncio
 import hashlib
 import math
 import random
+import re
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -44,6 +53,7 @@ class FakeBackend(Backend):
         self.name = name or "fake"
         params = dict(parse_qsl(query))
         self.fail = float(params.get("fail", 0))
+        self.fail_5xx = float(params.get("fail5xx", 0))
         self.fatal = float(params.get("fatal", 0))
         self.delay = float(params.get("delay", 0))
         self.prior = [float(x) for x in params["prior"].split(",")] if "prior" in params else None
@@ -54,6 +64,10 @@ class FakeBackend(Backend):
         self.concurrency = int(params.get("concurrency", 4))
         self.attempts: Counter[str] = Counter()
         self.gold: dict[str, int] = {}
+        self.quality = float(params["quality"]) if "quality" in params else None
+        self.self_weight = float(params.get("self", 1.0))
+        self.tie_weight = float(params.get("tie", 0.05))
+        self.log = params.get("log")
 
     async def start(self) -> ModelInfo:
         if self.api:
@@ -65,8 +79,31 @@ class FakeBackend(Backend):
                          details={"top_logprobs": 20})
 
     # -- the generative model -----------------------------------------------------------------------
+    def answer_text(self, trial: Trial, sample: int = 0) -> str:
+        """A free answer (a trial without options): tagged with its author and a quality a judge can read."""
+        quality = self.quality if self.quality is not None else 0.1 + 0.9 * _unit(self.name, "quality", trial.item_id)
+        return f"[answer of {self.model} | quality {quality:.2f}] The answer to {trial.item_id} is {_unit(self.name, trial.item_id, sample):.6f}."
+
+    def _judged_weights(self, trial: Trial) -> list[float] | None:
+        """Judging tagged answers: each response weighs its quality (× `self` for the judge's own), a tie `tie`."""
+        texts = [trial.shown_options[trial.order.index(k)] for k in range(trial.n_options)]
+        found = [_ANSWER_TAG.search(text) for text in texts]
+        if not any(found):
+            return None
+        weights = []
+        for match in found:
+            if match is None:
+                weights.append(self.tie_weight)
+                continue
+            weight = float(match.group(2))
+            weights.append(weight * self.self_weight if match.group(1) == self.model else weight)
+        return weights
+
     def content_weights(self, trial: Trial) -> list[float]:
         """Preference for each canonical option, independent of where it is shown."""
+        judged = self._judged_weights(trial)
+        if judged is not None:
+            return judged
         gold = self.gold.get(trial.item_id)
         if self.gold_strength is not None and gold is not None:
             rest = (1 - self.gold_strength) / max(1, trial.n_options - 1)
@@ -86,10 +123,17 @@ class FakeBackend(Backend):
             await asyncio.sleep(self.delay)
         key = kind + ":" + ",".join(f"{_need(r).trial_id}/{getattr(r, 'sample', 0)}" for r in requests)
         self.attempts[key] += 1
+        if self.log:
+            with open(self.log, "a", encoding="utf-8") as handle:
+                handle.writelines(f"{kind}\t{_need(r).survey_id}/{_need(r).item_id}/{_need(r).trial_id}/{getattr(r, 'sample', 0)}\n"
+                                  for r in requests)
         if _unit(self.name, "fatal", key) < self.fatal:
             raise BackendError("bad_request", "fake: invalid request (injected)", retryable=False)
-        if _unit(self.name, "fail", key, self.attempts[key]) < self.fail:
+        draw = _unit(self.name, "fail", key, self.attempts[key])
+        if draw < self.fail:
             raise BackendError("rate_limit", "fake: 429 Too Many Requests (injected)", retryable=True, retry_after=0.0)
+        if draw < self.fail + self.fail_5xx:
+            raise BackendError("server_error", "fake: 503 Service Unavailable (injected)", retryable=True)
 
     # -- primitives -----------------------------------------------------------------------------------
     async def label_logprobs(self, requests: list[LabelRequest]) -> list[LabelScores]:
@@ -109,6 +153,12 @@ class FakeBackend(Backend):
         outputs = []
         for request in requests:
             trial = _need(request)
+            if trial.n_options == 0:  # a free answer (generate surveys)
+                provenance = Provenance(resolved_model=f"fake/{self.name}", prompt_tokens=10, completion_tokens=20)
+                seed = request.seed if request.temperature > 0 else 0
+                outputs.append([Generation(self.answer_text(trial, (seed or 0) + request.sample + k), None, provenance)
+                                for k in range(request.n)])
+                continue
             probs = self.shown_probs(trial)
             provenance = Provenance(resolved_model=f"fake/{self.name}", prompt_tokens=10, completion_tokens=1)
             if request.temperature <= 0:
@@ -127,6 +177,9 @@ class FakeBackend(Backend):
             return await super().continuation_logprobs(requests)
         await self._call(requests, "continuation")
         return [ContinuationScores([[math.log(p)] for p in self.shown_probs(_need(r))]) for r in requests]
+
+
+_ANSWER_TAG = re.compile(r"\[answer of (\S+) \| quality ([0-9.]+)\]")
 
 
 def _trial(request: Any) -> Trial | None:

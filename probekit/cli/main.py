@@ -119,24 +119,25 @@ def run(
     surveys: Annotated[list[Path], typer.Argument(help="Survey or experiment YAML files.")],
     models: Annotated[Optional[list[str]], typer.Option("--models", "-m", help="Model keys (repeat or space-separate): smollm2, gemma3-270m, hf:<path>, openai/<name> ... Default: smollm2.")] = None,
     store: StoreOption = DEFAULT_STORE,
-    limit: Annotated[Optional[int], typer.Option(help="Only the first N items of each survey.")] = None,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Only the first N items of each survey.")] = None,
     orders: Annotated[Optional[str], typer.Option(help="Permutation policy: identity|reversed|cyclic|all|random:K|pride[:alpha].")] = None,
     mode: Annotated[Optional[str], typer.Option(help="Scoring mode: logprob|sample|sequence.")] = None,
-    samples: Annotated[Optional[int], typer.Option(help="Samples per trial in sample mode.")] = None,
-    temperature: Annotated[Optional[float], typer.Option(help="Sampling temperature.")] = None,
+    samples: Annotated[Optional[int], typer.Option(min=1, help="Samples per trial in sample mode.")] = None,
+    temperature: Annotated[Optional[float], typer.Option(min=0.0, help="Sampling temperature.")] = None,
     reasoning: Annotated[Optional[list[str]], typer.Option(help="Reasoning modes: direct, reasoning.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for orders and sampling.")] = 0,
     resume: Annotated[Optional[str], typer.Option(help="Resume this run id (re-sends only missing or failed trials).")] = None,
-    new_run: Annotated[bool, typer.Option("--new-run", help="Start a new run even if an unfinished one has the same configuration.")] = False,
+    new_run: Annotated[bool, typer.Option("--new-run", help="Start a new run even if one with the same configuration exists (finished: the command is otherwise a no-op; unfinished: it is otherwise resumed).")] = False,
     prior_from: Annotated[Optional[str], typer.Option("--prior-from", help="PriDe: reuse the position prior stored with this run (same models); every item is then asked once.")] = None,
     models_config: Annotated[Optional[Path], typer.Option("--models-config", help="models.yaml: api_base, api_key_env (the variable's NAME), limits per API model.", envvar="PROBEKIT_MODELS_CONFIG")] = None,
     api_base: Annotated[Optional[str], typer.Option("--api-base", help="Base URL of an OpenAI-compatible server for the API models (e.g. http://127.0.0.1:8000/v1).")] = None,
     api_key_env: Annotated[Optional[str], typer.Option("--api-key-env", help="NAME of the environment variable holding the API key.")] = None,
-    concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="Requests in flight per API model (default 16).")] = None,
-    rpm: Annotated[Optional[float], typer.Option("--rpm", help="Requests-per-minute limit per API model.")] = None,
-    tpm: Annotated[Optional[float], typer.Option("--tpm", help="Tokens-per-minute limit per API model.")] = None,
-    timeout: Annotated[Optional[float], typer.Option("--timeout", help="Seconds per API request before it is retried (default 60).")] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Trials per backend call (and per commit) for local models (default 64).")] = None,
+    concurrency: Annotated[Optional[int], typer.Option("--concurrency", min=1, help="Requests in flight per API model (default 16).")] = None,
+    rpm: Annotated[Optional[float], typer.Option("--rpm", min=0.001, help="Requests-per-minute limit per API model.")] = None,
+    tpm: Annotated[Optional[float], typer.Option("--tpm", min=0.001, help="Tokens-per-minute limit per API model.")] = None,
+    timeout: Annotated[Optional[float], typer.Option("--timeout", min=0.001, help="Seconds per API request before it is retried (default 60).")] = None,
+    max_rate_limit_wait: Annotated[float, typer.Option("--max-rate-limit-wait", min=0.0, help="Seconds one request may wait out rate limits (429s; Retry-After honoured) before it is stored as an error. Rate limits do not use up the retries of other faults.")] = 600.0,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Trials per backend call for local models (default 64).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
     """Run surveys on models and store every prompt, response and distribution.
@@ -172,7 +173,8 @@ def run(
     options = RunOptions(models=model_list, store=store, limit=limit, orders=orders, mode=mode, samples=samples,
                          temperature=temperature, reasoning=reasoning, seed=seed, resume=resume, new_run=new_run,
                          progress=progress.update if progress else None, experiment=inputs.experiment,
-                         prior_from=prior_from, backend_options=api_options)
+                         prior_from=prior_from, backend_options=api_options, max_rate_limit_wait=max_rate_limit_wait,
+                         notice=lambda message: typer.echo(message, err=True))
     try:
         if progress:
             with progress:
@@ -185,6 +187,11 @@ def run(
         _fail("interrupted; committed results are kept. Run the same command again to resume.", 130)
     except (ValueError, KeyError, RuntimeError, FileNotFoundError, ImportError) as error:
         _fail(str(error))
+    if summary.already_complete:
+        typer.echo(f"Nothing to do: run {summary.run_id} already holds these results ({summary.trials} trials per model; "
+                   f"same surveys, models and settings). Look at them: probekit analyze --run {summary.run_id} --store {store}. "
+                   "Repeat it on purpose with --new-run.")
+        return
     _print_summary(summary, quiet)
     if summary.errors:
         typer.echo(
@@ -285,15 +292,31 @@ def _print_frame(frame, format: str, limit: int) -> None:  # type: ignore[no-unt
 def runs(
     store: StoreOption = DEFAULT_STORE,
     format: Annotated[str, typer.Option("--format", "-f", help="table | csv | json")] = "table",
+    wide: Annotated[bool, typer.Option("--wide", help="Every column at full width (default: fit 100 columns).")] = False,
 ) -> None:
-    """List runs with their status and counts."""
+    """List runs: what each asked (surveys, models, trials) and how it went (status, answered, errors)."""
     from probekit.store.store import Store
 
     try:
         frame = Store(store).runs()
     except FileNotFoundError as error:
         _fail(str(error))
-    _print_frame(frame, format, 1000)
+    if format != "table" or wide:
+        _print_frame(frame, format, 1000)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for column, justify in (("run", "left"), ("started", "left"), ("status", "left"), ("surveys", "left"),
+                            ("models", "left"), ("trials", "right"), ("answered", "right"), ("errors", "right")):
+        table.add_column(column, justify=justify, overflow="fold",  # type: ignore[arg-type]
+                         no_wrap=column in ("run", "started", "status", "trials", "answered", "errors"))
+    for row in frame.itertuples():
+        started = row.started_at.strftime("%m-%d %H:%M") if row.started_at is not None else ""
+        table.add_row(str(row.run_id), started, str(row.status), str(row.surveys or ""), str(row.models or ""),
+                      str(row.trials), str(row.answered), str(row.errors))
+    Console(width=100, soft_wrap=False).print(table if len(frame) else "(no runs)")
 
 
 @app.command()
@@ -334,6 +357,7 @@ app.command()(analyze)
 from probekit.cli.track import register as register_tracking  # noqa: E402  (track, drift, snapshots; imports inside)
 
 register_tracking(app)
+
 app.command("export")(__import__("probekit.cli.export", fromlist=["export_command"]).export_command)
 
 

@@ -217,4 +217,14 @@ MIGRATIONS: list[Migration] = [
         FROM models m JOIN runs r USING (run_id);
         """,
     ),
+    Migration(
+        7,
+        "run ownership (one process runs a configuration at a time)",
+        """
+        -- The process that runs (or last ran) the run, and when it last showed life. A second `probekit run` of
+        -- the same configuration waits while the owner lives, and resumes the run once it has died.
+        ALTER TABLE runs ADD COLUMN owner_pid INTEGER;
+        ALTER TABLE runs ADD COLUMN heartbeat_at TIMESTAMPTZ;
+        """,
+    ),
 ]

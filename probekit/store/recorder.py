@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from probekit.store.rows import ResultRow, item_rows, trial_rows
-from probekit.store.store import Store
+from probekit.store.store import RunClaim, Store
 
 if TYPE_CHECKING:
     from probekit.survey.expand import Trial
@@ -47,6 +47,16 @@ class Recorder(Protocol):
 
     def resume_run(self, run_id: str) -> dict[str, Any]:
         """Mark a stored run 'running' again and return its configuration (KeyError when unknown)."""
+        ...
+
+    def claim_run(self, run_id: str, config: dict[str, Any], config_hash: str, packages: dict[str, str], *,
+                  force_new: bool = False) -> RunClaim:
+        """Atomically: start run `run_id`, take over this configuration's unfinished run, wait for its live
+        owner, or report it done (see Store.claim_run)."""
+        ...
+
+    def heartbeat(self, run_id: str) -> None:
+        """Show that the run's owner is alive (called while the run goes on)."""
         ...
 
     def record_survey(self, survey: Survey, survey_hash: str, path: str | None) -> None:
@@ -96,8 +106,15 @@ class StoreRecorder:
 
     def resume_run(self, run_id: str) -> dict[str, Any]:
         config = self.store.run_config(run_id)  # KeyError naming the run and the store when unknown
-        self.store.set_run_status(run_id, "running", ended=False)
+        self.store.take_run(run_id)
         return config
+
+    def claim_run(self, run_id: str, config: dict[str, Any], config_hash: str, packages: dict[str, str], *,
+                  force_new: bool = False) -> RunClaim:
+        return self.store.claim_run(run_id, config, config_hash, packages.get("probekit", "dev"), packages, force_new=force_new)
+
+    def heartbeat(self, run_id: str) -> None:
+        self.store.heartbeat(run_id)
 
     def record_survey(self, survey: Survey, survey_hash: str, path: str | None) -> None:
         self.store.register_survey(survey_hash, survey, path, item_rows(survey, survey_hash))
@@ -131,3 +148,9 @@ class StoreRecorder:
         exported values replace stored ones that differ. Returns per table (rows inserted, stored rows that
         differ from the exported ones)."""
         return self.store.restore_rows(tables, replace=replace)
+
+    def record_judge_gold(self, survey_id: str, kind: str, settings: Mapping[str, Any],
+                          rows: Sequence[Mapping[str, Any]] = ()) -> None:
+        """Set where a pairwise survey's gold verdicts come from (a judge panel, or a file's labels), replacing
+        the previous source (probekit.judging.gold)."""
+        self.store.write_judge_gold(survey_id, kind, settings, rows)

@@ -16,10 +16,11 @@ import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from operator import attrgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import duckdb
 import pandas as pd
@@ -48,6 +49,54 @@ _CREATED_AT = RESULT_COLUMNS.index("created_at")
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+STALE_HEARTBEAT_SECONDS = 120.0
+"""A running run whose owner (on another host) has not shown life for this long is taken over."""
+
+
+@dataclass(frozen=True)
+class RunClaim:
+    """What `Store.claim_run` decided."""
+
+    action: Literal["new", "resume", "wait", "done"]
+    run_id: str
+    owner: str | None = None
+    ended_at: datetime | None = None
+
+
+def _insert_run(con: duckdb.DuckDBPyConnection, run_id: str, config: dict[str, Any], config_hash: str, version: str,
+                packages: dict[str, str]) -> None:
+    now = _now()
+    con.execute(
+        "INSERT INTO runs (run_id, started_at, ended_at, status, config_hash, config, probekit_version, packages, host, "
+        "owner_pid, heartbeat_at) VALUES (?, ?, NULL, 'running', ?, ?, ?, ?, ?, ?, ?)",
+        [run_id, now, config_hash, json.dumps(config, sort_keys=True), version, json.dumps(packages), os.uname().nodename,
+         os.getpid(), now])
+
+
+def _take_run(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    con.execute("UPDATE runs SET status = 'running', ended_at = NULL, host = ?, owner_pid = ?, heartbeat_at = ? WHERE run_id = ?",
+                [os.uname().nodename, os.getpid(), _now(), run_id])
+
+
+def _owner_alive(host: str | None, pid: int | None, heartbeat: datetime | None, stale_seconds: float) -> bool:
+    """Whether another process still runs it: on this host, its process exists (this process's own unfinished
+    run counts as gone); elsewhere, its heartbeat is recent."""
+    if pid is None or heartbeat is None:
+        return False  # stored before runs had owners
+    if host == os.uname().nodename:
+        if pid == os.getpid():
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    age = (_now() - heartbeat).total_seconds()
+    return age < stale_seconds
 
 
 class StoreLockedError(RuntimeError):
@@ -208,10 +257,40 @@ class Store:
     # -- runs --------------------------------------------------------------------------------------
     def create_run(self, run_id: str, config: dict[str, Any], config_hash: str, version: str, packages: dict[str, str]) -> None:
         with self.transaction() as con:
-            con.execute(
-                "INSERT INTO runs VALUES (?, ?, NULL, 'running', ?, ?, ?, ?, ?)",
-                [run_id, _now(), config_hash, json.dumps(config, sort_keys=True), version, json.dumps(packages), os.uname().nodename],
-            )
+            _insert_run(con, run_id, config, config_hash, version, packages)
+
+    def claim_run(self, run_id: str, config: dict[str, Any], config_hash: str, version: str, packages: dict[str, str], *,
+                  force_new: bool = False, stale_seconds: float = STALE_HEARTBEAT_SECONDS) -> RunClaim:
+        """Decide, in one transaction (DuckDB lets one process hold the file, so two processes cannot both
+        claim), what a run of this configuration does: `new` (a run `run_id` is created), `resume` (the last
+        run of this configuration did not finish and its owner is gone: this process takes it over),
+        `wait` (its owner is alive and still running it) or `done` (it completed: nothing to send)."""
+        with self.transaction() as con:
+            if not force_new:
+                row = con.execute(
+                    "SELECT run_id, status, host, owner_pid, heartbeat_at, ended_at FROM runs WHERE config_hash = ? "
+                    "ORDER BY started_at DESC LIMIT 1", [config_hash]).fetchone()
+                if row is not None:
+                    found, status, host, pid, heartbeat, ended = row
+                    if status == "completed":
+                        return RunClaim("done", found, ended_at=ended)
+                    if status == "running" and _owner_alive(host, pid, heartbeat, stale_seconds):
+                        return RunClaim("wait", found, owner=f"pid {pid} on {host}")
+                    _take_run(con, found)
+                    return RunClaim("resume", found)
+            _insert_run(con, run_id, config, config_hash, version, packages)
+            return RunClaim("new", run_id)
+
+    def take_run(self, run_id: str) -> None:
+        """Mark a stored run as running in this process (an explicit --resume)."""
+        with self.transaction() as con:
+            if con.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchone() is None:
+                raise KeyError(f"no run {run_id!r} in {self.path}; `probekit runs` lists them")
+            _take_run(con, run_id)
+
+    def heartbeat(self, run_id: str) -> None:
+        with self.transaction() as con:
+            con.execute("UPDATE runs SET heartbeat_at = ? WHERE run_id = ?", [_now(), run_id])
 
     def resumable_run(self, config_hash: str) -> str | None:
         """The latest run with this configuration that did not complete cleanly."""
@@ -324,7 +403,9 @@ class Store:
     def runs(self) -> pd.DataFrame:
         return self.query(
             "SELECT r.run_id, r.started_at, r.ended_at, r.status, "
-            "(SELECT string_agg(DISTINCT model, ' ') FROM models m WHERE m.run_id = r.run_id) AS models, "
+            "array_to_string(json_extract_string(r.config, '$.surveys[*].id'), ' ') AS surveys, "
+            "coalesce(array_to_string(json_extract_string(r.config, '$.models[*]'), ' '), "
+            "(SELECT string_agg(DISTINCT model, ' ') FROM models m WHERE m.run_id = r.run_id)) AS models, "
             "(SELECT count(*) FROM run_trials t WHERE t.run_id = r.run_id) AS trials, "
             "(SELECT count(*) FROM results x WHERE x.run_id = r.run_id AND x.status <> 'error') AS answered, "
             "(SELECT count(*) FROM results x WHERE x.run_id = r.run_id AND x.status = 'error') AS errors "
@@ -405,6 +486,36 @@ class Store:
                 counts[table] = (int(inserted[0][0]) if inserted else 0, differ)
         return counts
 
+
+    # -- judge gold verdicts (probekit.judging; docs/judges.md) ------------------------------------
+    def write_judge_gold(self, survey_id: str, kind: str, settings: Mapping[str, Any],
+                         rows: Sequence[Mapping[str, Any]] = ()) -> None:
+        """Set the gold source of a pairwise survey, in one transaction: `kind` panel (no rows) or file (its
+        verdicts: question_id, model_a, model_b, score_a, votes_a, votes_b, votes_tie). Replaces the survey's
+        previous source and verdicts."""
+        values = [[survey_id, str(r["question_id"]), str(r["model_a"]), str(r["model_b"]), float(r["score_a"]),
+                   int(r["votes_a"]), int(r["votes_b"]), int(r["votes_tie"])] for r in rows]
+        with self.transaction() as con:
+            con.execute("INSERT OR REPLACE INTO judge_gold_sources VALUES (?, ?, ?, ?)",
+                        [survey_id, kind, json.dumps(dict(settings), sort_keys=True), _now()])
+            con.execute("DELETE FROM judge_gold WHERE survey_id = ?", [survey_id])
+            if values:
+                con.executemany("INSERT INTO judge_gold VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values)
+
+    def judge_gold(self, survey_id: str) -> tuple[str | None, dict[str, Any], pd.DataFrame]:
+        """(kind, settings, verdicts) of a pairwise survey's gold source; (None, {}, empty) when none is set."""
+        if not self.path.exists():
+            return None, {}, pd.DataFrame()
+        try:
+            source = self.query("SELECT kind, settings FROM judge_gold_sources WHERE survey_id = ?", [survey_id])
+        except duckdb.CatalogException:  # a store last written before migration 6 (readers do not migrate)
+            return None, {}, pd.DataFrame()
+        if source.empty:
+            return None, {}, pd.DataFrame()
+        verdicts = self.query("SELECT question_id, model_a, model_b, score_a, votes_a, votes_b, votes_tie FROM judge_gold "
+                              "WHERE survey_id = ? ORDER BY ALL", [survey_id])
+        settings = source["settings"][0]
+        return str(source["kind"][0]), dict(json.loads(settings) if isinstance(settings, str) else settings), verdicts
 
 _REGISTRATION_COLUMNS = {"surveys": ("path", "created_at")}
 """Columns that say where and when this store registered a row keyed by content (a survey's hash): a restore

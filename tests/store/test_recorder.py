@@ -81,8 +81,8 @@ def test_lifecycle_end_to_end(store_path: Path) -> None:
 
     runs = store.runs()
     assert runs.to_dict("records")[0] | {"started_at": None, "ended_at": None} == {
-        "run_id": "r1", "started_at": None, "ended_at": None, "status": "completed", "models": "m", "trials": 6,
-        "answered": 6, "errors": 0}
+        "run_id": "r1", "started_at": None, "ended_at": None, "status": "completed", "surveys": "recorder_test",
+        "models": "m", "trials": 6, "answered": 6, "errors": 0}
     assert runs["ended_at"].notna().all()
     assert recorder.find_resumable("cfg") is None  # completed runs are not resumed
     stored_run = store.query("SELECT probekit_version, packages FROM runs")
