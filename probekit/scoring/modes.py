@@ -46,7 +46,7 @@ class Primitives(Protocol):
     async def continuation_logprobs(self, requests: list[ContinuationRequest]) -> list[ContinuationScores]: ...
 
 
-MODES = ("logprob", "sample", "sequence")
+MODES = ("logprob", "sample", "sequence", "generate")
 
 
 def supported_modes(capabilities: Capabilities) -> set[str]:
@@ -55,7 +55,7 @@ def supported_modes(capabilities: Capabilities) -> set[str]:
     if capabilities.label_logprobs or (capabilities.top_logprobs or 0) > 0:
         modes.add("logprob")
     if capabilities.generate:
-        modes.add("sample")
+        modes.update(("sample", "generate"))
     if capabilities.continuation:
         modes.add("sequence")
     return modes
@@ -87,6 +87,10 @@ async def score_trials(runtime: Primitives, trials: list[Trial], settings: Scori
     if settings.mode not in supported_modes(runtime.capabilities):
         raise BackendError("unsupported_mode", f"{runtime.model} cannot run {settings.mode} mode (it supports "
                            f"{', '.join(sorted(supported_modes(runtime.capabilities))) or 'nothing'})", retryable=False)
+    if settings.mode == "generate":  # free-text answers (probekit.scoring.generation)
+        from probekit.scoring.generation import score_generate
+
+        return await score_generate(runtime, trials, settings)
     prompts, first_answers = await _with_followups(runtime, trials, settings)
     if settings.mode == "logprob":
         if runtime.capabilities.label_logprobs:

@@ -218,6 +218,33 @@ MIGRATIONS: list[Migration] = [
         """,
     ),
     Migration(
+        6,
+        "judge gold verdicts",
+        """
+        -- Gold verdicts for pairwise judging (METRICS.md section 7, docs/judges.md): where the judge tables of a
+        -- pairwise survey take w_G from. One source per survey: a panel of judges (computed from their stored
+        -- judgments at analysis time) or a file of labels (its verdicts in judge_gold). Replaced as a whole when
+        -- the experiment names another source, so changing the gold never re-runs a judge.
+        CREATE TABLE judge_gold_sources (
+            survey_id VARCHAR PRIMARY KEY,       -- the pairwise survey the gold is for
+            kind VARCHAR NOT NULL,               -- panel | file
+            settings JSON NOT NULL,              -- panel: {panel: [judges] or null = every judge, exclude: parties | judge}; file: {file, sha256, rows}
+            updated_at TIMESTAMPTZ NOT NULL
+        );
+        CREATE TABLE judge_gold (
+            survey_id VARCHAR NOT NULL,
+            question_id VARCHAR NOT NULL,        -- the question (items' meta.question_id)
+            model_a VARCHAR NOT NULL,            -- the pair, model_a < model_b
+            model_b VARCHAR NOT NULL,
+            score_a DOUBLE NOT NULL,             -- w_G for model_a: 1 better, 0 worse, 0.5 tie (majority of the votes)
+            votes_a INTEGER NOT NULL,            -- labels preferring model_a
+            votes_b INTEGER NOT NULL,            -- labels preferring model_b
+            votes_tie INTEGER NOT NULL,          -- tie labels
+            PRIMARY KEY (survey_id, question_id, model_a, model_b)
+        );
+        """,
+    ),
+    Migration(
         7,
         "run ownership (one process runs a configuration at a time)",
         """

@@ -93,8 +93,24 @@ def trial_hash(payload: dict[str, Any]) -> str:
 
 
 def item_options(survey: Survey, item: Item) -> list[Option]:
-    options = item.options if item.options is not None else survey.options
-    return list(options or [])
+    options = list((item.options if item.options is not None else survey.options) or [])
+    if survey.kind == "pairwise" and survey.judging.tie and not any(o.meta.get("tie") for o in options):
+        # The tie verdict: one more canonical option after the two responses (never permuted).
+        options.append(Option(text=survey.judging.tie_text, id="tie", meta={"tie": True}))
+    return options
+
+
+PAIRWISE_ORDERS: tuple[Order, ...] = ((0, 1), (1, 0))
+"""A pair of responses is always judged in both orders (the permutation policy does not apply)."""
+
+
+def _pairwise_orders(survey: Survey, item: Item) -> list[Order]:
+    responses = [o for o in item_options(survey, item) if not o.meta.get("tie")]
+    if len(responses) != 2:
+        raise ValueError(f"pairwise item {item.id!r} has {len(responses)} responses: give exactly 2 options "
+                         "(the two responses; a tie is `pairwise: {tie: true}`)")
+    tail = tuple(range(2, len(item_options(survey, item))))
+    return [order + tail for order in PAIRWISE_ORDERS]
 
 
 def _used_factors(survey: Survey, template: Template) -> list[str]:
@@ -202,7 +218,10 @@ def iter_trials(
     items = survey.items[:limit] if limit else survey.items
     for item in items:
         n_options = len(item_options(survey, item))
-        orders = orders_for(n_options, parsed, seed=use_seed, item_id=item.id, fixed=item.position_dependent)
+        if survey.kind == "pairwise":
+            orders = _pairwise_orders(survey, item)
+        else:
+            orders = orders_for(n_options, parsed, seed=use_seed, item_id=item.id, fixed=item.position_dependent)
         for paraphrase_index in range(1 + len(item.paraphrases)):
             for template in survey.templates:
                 factor_names = _used_factors(survey, template)
@@ -211,7 +230,8 @@ def iter_trials(
                     factors = dict(zip(factor_names, levels))
                     # A reversed-scale template shows each order back to front; the stored order still
                     # names canonical indices, so analyses never see the reversal.
-                    shown_orders = [tuple(reversed(o)) for o in orders] if template.reverse_options else orders
+                    reverse = template.reverse_options and survey.kind != "pairwise"  # a pair is shown both ways anyway
+                    shown_orders = [tuple(reversed(o)) for o in orders] if reverse else orders
                     for order in shown_orders:
                         for mode in modes:
                             yield build_trial(survey, item, template, paraphrase_index, factors, order, mode)

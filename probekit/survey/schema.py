@@ -10,10 +10,12 @@ import re
 import string
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, field_validator, model_serializer, model_validator,
+)
 
 SurveyKind = Literal["choice", "likert", "mcq", "pairwise", "generate"]
-ScoringMode = Literal["logprob", "sample", "sequence"]
+ScoringMode = Literal["logprob", "sample", "sequence", "generate"]
 ReasoningMode = Literal["direct", "reasoning"]
 LabelKind = Literal["letters", "numbers", "yesno", "custom", "option_text"]
 
@@ -141,13 +143,14 @@ class Scoring(Strict):
 
     mode: ScoringMode = "logprob"
     """logprob: label distribution from next-token logprobs; sample: parse M generations; sequence:
-    teacher-forced option likelihood (local models)."""
+    teacher-forced option likelihood (local models); generate: free-text answers stored as they are
+    (`generate` surveys, where it is the default and the only mode)."""
     samples: int = Field(default=5, ge=1)
     """Number of generations per trial in sample mode."""
     temperature: float = Field(default=1.0, ge=0.0)
     """Sampling temperature in sample mode."""
     max_tokens: int = Field(default=32, ge=1)
-    """Generation budget for sample mode answers."""
+    """Generation budget for sample mode answers (and for free answers in generate mode)."""
     reasoning_max_tokens: int = Field(default=256, ge=1)
     """Generation budget for the reasoning text in reasoning mode."""
     fallback: Literal["sample", "error"] = "sample"
@@ -174,6 +177,20 @@ class Matcher(Strict):
     and {option_N_short}."""
     refusals: list[str] = Field(default_factory=list)
     """Substrings that mark a refusal."""
+
+
+class Pairwise(Strict):
+    """How a `pairwise` survey is judged. Each item's two options are the two responses (canonical order:
+    as written); every item is shown in both orders whatever the permutation policy, and a tie verdict is
+    one more option after the two responses that is never permuted (label C with letter labels)."""
+
+    tie: bool = False
+    """The judge may declare a tie (a third option, always shown last; the FastChat `[[C]]`)."""
+    tie_text: str = "Tie"
+    """Text of the tie option (seen only by templates that render `{options}` or `{option_3}`)."""
+    task: Literal["judge", "self_recognition"] = "judge"
+    """judge: which response is better; self_recognition: which response did the judge itself write
+    (Panickssery et al. 2024). The judge tables read `judge` surveys, `self_recognition` its own table."""
 
 
 class Survey(Strict):
@@ -221,6 +238,9 @@ class Survey(Strict):
     """Scoring mode and parameters."""
     matcher: Matcher = Field(default_factory=Matcher)
     """Free-text matching data for sample mode."""
+    pairwise: Pairwise | None = None
+    """Judging settings of a `pairwise` survey (ignored by the other kinds; None: the defaults). Left out
+    of the stored spec when None, so adding this field changed no other survey's content hash."""
     analyses: list[str] = Field(default_factory=list)
     """Tables `probekit analyze` shows by default (names from the analysis registry, checked at load
     time; docs/analysis.md lists them). Empty: every table that applies to the survey."""
@@ -241,6 +261,32 @@ class Survey(Strict):
             if template.id in seen:
                 raise ValueError(f"duplicate template id {template.id!r}: give each template its own id")
             seen.add(template.id)
+        return self
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_pairwise(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if self.pairwise is None:
+            data.pop("pairwise", None)
+        return data
+
+    @property
+    def judging(self) -> Pairwise:
+        """The pairwise settings in force (the defaults when the spec gives none)."""
+        return self.pairwise or Pairwise()
+
+    @model_validator(mode="after")
+    def _check_generate_mode(self) -> Survey:
+        # A generate survey has no options to score: its answers are the generated texts themselves.
+        if self.kind == "generate":
+            if "mode" not in self.scoring.model_fields_set:
+                self.scoring.mode = "generate"
+            elif self.scoring.mode != "generate":
+                raise ValueError(f"a generate survey is scored with mode 'generate', not {self.scoring.mode!r}: "
+                                 "write scoring: {mode: generate} or leave the mode out")
+        elif self.scoring.mode == "generate":
+            raise ValueError(f"scoring mode 'generate' is for generate surveys, not {self.kind!r} ones: "
+                             "use logprob, sample or sequence")
         return self
 
 
