@@ -15,8 +15,8 @@ engines read only the prompt). Model key: `fake:NAME?fail=0.3&delay=0.01&prior=4
 - judging (options that carry such answers, `pairwise` surveys): the content preference of a response is its
   quality, times `self=K` when the judge wrote it (a scripted self-preference); a tie option weighs `tie=W`
   (default 0.05);
-- `log=PATH`: append one line per primitive call ("kind<TAB>survey/item/trial/sample" per request), so a
-  test can count what reached the engine across processes.
+- `log=PATH`: append one line per request of every primitive call ("fake:NAME<TAB>kind<TAB>survey/item/trial/sample"),
+  so a test can count what reached the engine, across processes too.
 """
 
 from __future__ import annotations
@@ -125,8 +125,8 @@ class FakeBackend(Backend):
         self.attempts[key] += 1
         if self.log:
             with open(self.log, "a", encoding="utf-8") as handle:
-                handle.writelines(f"{kind}\t{_need(r).survey_id}/{_need(r).item_id}/{_need(r).trial_id}/{getattr(r, 'sample', 0)}\n"
-                                  for r in requests)
+                handle.writelines(f"{self.model}\t{kind}\t{_need(r).survey_id}/{_need(r).item_id}/{_need(r).trial_id}/"
+                                  f"{getattr(r, 'sample', 0)}\n" for r in requests)
         if _unit(self.name, "fatal", key) < self.fatal:
             raise BackendError("bad_request", "fake: invalid request (injected)", retryable=False)
         draw = _unit(self.name, "fail", key, self.attempts[key])

@@ -13,7 +13,7 @@ EXIT_REFUSED = 2
 
 def import_command(
     file: Annotated[Path, typer.Argument(help="Responses file: generic JSONL, POBs response JSON or MoralChoice response CSV; or a `probekit export` directory.")],
-    format: Annotated[Optional[str], typer.Option("--format", "-f", help="generic | pobs | moralchoice | probekit (default: from the extension: .jsonl, .json, .csv; a directory with a probekit export manifest).")] = None,
+    format: Annotated[Optional[str], typer.Option("--format", "-f", help="generic | pobs | moralchoice | judgments | answers | probekit (default: from the extension: .jsonl, .json, .csv; judgments and answers from a .jsonl's first line; a directory with a probekit export manifest).")] = None,
     survey: Annotated[Optional[Path], typer.Option("--survey", help="Survey spec the responses answer (default: the store's spec with the id the rows name).")] = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Import the good rows and skip the bad ones (default: import nothing if any row is bad).")] = False,
     store: Annotated[Path, typer.Option("--store", help="DuckDB store file.", envvar="PROBEKIT_STORE")] = Path("outputs/probekit.duckdb"),

@@ -60,7 +60,14 @@ def validate(surveys: Annotated[list[Path], typer.Argument(help="Survey YAML fil
     """Check survey specs without calling any model (exit 2 on problems, listed as file:line: what — fix)."""
     from probekit.experiment import is_experiment_file
 
+    from probekit.judging.spec import is_judging_file
+
     for path in surveys:
+        if is_judging_file(path):  # a two-stage judging experiment (probekit.judging)
+            from probekit.judging.cli import validate_command
+
+            validate_command(path)
+            continue
         if is_experiment_file(path):
             experiment, loaded = _load_experiment_or_exit(path)
             typer.echo(f"{path}: ok (experiment {experiment.id}: {', '.join(s.id for s in loaded)})")
@@ -84,6 +91,12 @@ def expand(
 
     from probekit.experiment import is_experiment_file
 
+    from probekit.judging.spec import is_judging_file
+
+    if is_judging_file(survey_path):  # a two-stage judging experiment: stage 1 trials, stage 2 pairs
+        from probekit.judging.cli import expand_command
+
+        return expand_command(survey_path, None, limit)
     if is_experiment_file(survey_path):
         # An experiment: the counts of each survey as the design runs it, then the total.
         experiment, loaded = _load_experiment_or_exit(survey_path)
@@ -150,7 +163,17 @@ def run(
     import asyncio
 
     from probekit.experiment import resolve_inputs
+    from probekit.judging.spec import is_judging_file
 
+    if len(surveys) == 1 and is_judging_file(surveys[0]):  # a two-stage judging experiment (probekit.judging)
+        from probekit.judging.cli import run_command
+
+        return run_command(surveys[0], models=[m for entry in models for m in entry.split()] if models else None,
+                           store=store, limit=limit, mode=mode, samples=samples, temperature=temperature, seed=seed,
+                           api={"models_config": models_config, "api_base": api_base, "api_key_env": api_key_env,
+                                "concurrency": concurrency, "rpm": rpm, "tpm": tpm, "timeout": timeout},
+                           batch_size=batch_size, max_rate_limit_wait=max_rate_limit_wait,
+                           progress=_progress_reporter(quiet), quiet=quiet)
     try:  # parsed here once to fail fast with exit 2; the pipeline takes the resolved surveys
         inputs = resolve_inputs(surveys)
     except SpecError as error:

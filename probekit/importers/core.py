@@ -19,7 +19,8 @@ from probekit.store.store import Store
 from probekit.survey.expand import Trial, build_trial, expand, item_options
 from probekit.survey.schema import Survey
 
-FORMATS = ("generic", "pobs", "moralchoice")
+FORMATS = ("generic", "pobs", "moralchoice", "judgments", "answers")
+"""judgments and answers (judge data) are imported by probekit.importers.judgments."""
 REPO_SURVEYS = Path(__file__).resolve().parents[2] / "surveys"
 
 
@@ -241,7 +242,12 @@ def import_responses(
     source = Path(path)
     if not source.exists():
         raise ImportRefused(f"{source}: file not found")
-    fmt = fmt or detect_format(source)
+    from probekit.importers.judgments import FORMATS as JUDGE_FORMATS, import_judge_file, sniff_format
+
+    fmt = fmt or sniff_format(source) or detect_format(source)
+    if fmt in JUDGE_FORMATS:  # pairwise judgments, or the free answers judges compare
+        return import_judge_file(source, fmt, store_path=store_path, survey_file=survey_file, skip_bad=skip_bad,
+                                 models=[model] if model else None, on_problem=on_problem)
     store = Store(store_path)
     parsed = _parse(source, fmt, model)
     problems = list(parsed.problems)
