@@ -87,6 +87,22 @@ def _preflight(options: RunOptions, settings: dict[str, ScoringSettings]) -> dic
     return {model: make_backend(model, options.backend_options.get(model)) for model in dict.fromkeys(options.models)}
 
 
+def _distinct_surveys(surveys: list[tuple[Survey, str, str | None]]) -> list[tuple[Survey, str, str | None]]:
+    """Each survey once: the same spec given twice is asked once; two different specs with one id are an error
+    (a run keys its trials and tables by survey id)."""
+    from probekit.survey.errors import SpecError, SpecProblem
+
+    kept: dict[str, tuple[Survey, str, str | None]] = {}
+    for survey, digest, path in surveys:
+        first = kept.get(survey.id)
+        if first is None:
+            kept[survey.id] = (survey, digest, path)
+        elif first[1] != digest:
+            raise SpecError([SpecProblem(str(path or survey.id), 1, f"survey id {survey.id!r} is also the id of a different "
+                                         f"survey ({first[2] or 'given before'})", "give each survey its own id")])
+    return list(kept.values())
+
+
 WAIT_POLL_SECONDS = 1.0
 
 
@@ -116,7 +132,7 @@ async def run_async(inputs: Sequence[str | Path | Survey] | RunInputs, options: 
     if not options.models:
         options.models = list(resolved.models or DEFAULT_MODELS)
     options.models = list(dict.fromkeys(options.models))  # a model named twice is asked once
-    surveys = [(survey, survey_hash(survey), path) for survey, path in resolved.surveys]
+    surveys = _distinct_surveys([(survey, survey_hash(survey), path) for survey, path in resolved.surveys])
     per_survey_trials: dict[str, list[Trial]] = {}
     all_trials: list[Trial] = []
     for survey, _digest, _path in surveys:

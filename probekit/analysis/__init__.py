@@ -73,8 +73,13 @@ def analyze(
     `tables`, else every applicable one with `all_tables`, else those the run's experiment or the survey
     lists (`listed_tables`). With several surveys in a run, table names are prefixed `<survey_id>.`."""
     from probekit.analysis.loader import contexts
-    from probekit.analysis.registry import build_tables
+    from probekit.analysis.registry import build_tables, unknown_tables
 
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be at least 1 (got {n_boot})")
+    unknown = unknown_tables(list(tables or []))
+    if unknown:
+        raise ValueError("; ".join(f"{message} — {fix}" for _index, message, fix in unknown))
     scopes = contexts(store, run=run, survey=survey, models=models, seed=seed, n_boot=n_boot)
     out: dict[str, pd.DataFrame] = {}
     for ctx in scopes:

@@ -100,6 +100,42 @@ def _litellm_names() -> tuple[set[str], set[str]]:
     return providers | set(COMMON_PROVIDERS), set(getattr(litellm, "model_cost", {}))
 
 
+def _check_local_path(target: str) -> None:
+    """`hf:<target>` that names a path (absolute, relative with ./ ../ ~, or a .gguf file) must be a model
+    directory (config.json or a .gguf inside) or a GGUF file; other targets are hub ids (read from the local
+    Hugging Face cache: nothing is downloaded)."""
+    from pathlib import Path
+
+    path = Path(target).expanduser()
+    looks_like_path = target.startswith(("/", "./", "../", "~")) or target.endswith(".gguf") or path.exists()
+    if not looks_like_path:
+        try:
+            from huggingface_hub import try_to_load_from_cache
+        except ImportError:
+            return  # the transformers engine's own check names the missing package
+        try:
+            cached = try_to_load_from_cache(target, "config.json")
+        except Exception:  # not a valid hub id either (e.g. a/b/c)
+            cached = None
+        if not isinstance(cached, str):
+            raise ValueError(f"model key 'hf:{target}': no directory {target!r} here and no hub model {target!r} in the "
+                             "local Hugging Face cache (probekit downloads nothing at run time): give a model directory, "
+                             "or download the model beforehand (huggingface-cli download <org>/<name>)")
+        return
+    if target.endswith(".gguf"):
+        if not path.is_file():
+            raise ValueError(f"model key 'hf:{target}': GGUF file {path} not found")
+        return
+    if not path.exists():
+        raise ValueError(f"model key 'hf:{target}': directory {path} not found (hf:<dir> is a folder with config.json "
+                         "and weights, hf:<dir>/<file>.gguf a GGUF file, hf:<org>/<name> a model in the local hub cache)")
+    if not path.is_dir():
+        raise ValueError(f"model key 'hf:{target}': {path} is a file; name its directory, or a .gguf file")
+    if not (path / "config.json").is_file() and not any(path.glob("*.gguf")):
+        raise ValueError(f"model key 'hf:{target}': {path} holds no config.json and no .gguf file, so it is not a "
+                         "model directory")
+
+
 def check_model_key(model: str) -> None:
     """Reject a model key that cannot name a model, before anything runs: empty, with spaces, `provider/`
     without a name, an unknown provider, or a bare name neither built in nor known to litellm (a typo such
@@ -114,6 +150,8 @@ def check_model_key(model: str) -> None:
     if engine.name == "transformers":
         if model.startswith("hf:") and not model.removeprefix("hf:").strip():
             raise ValueError(f"model key {model!r}: name a directory, GGUF file or hub id after hf: ({hint})")
+        if model.startswith("hf:"):
+            _check_local_path(model.removeprefix("hf:"))
         return
     if engine.name != "litellm":
         return

@@ -31,8 +31,9 @@ def analyze(
     out: Annotated[Optional[Path], typer.Option("--out", help="Write each table to DIR/<name>.csv, .parquet and .json.")] = None,
     store: Annotated[Path, typer.Option("--store", help="DuckDB store file.", envvar="PROBEKIT_STORE")] = DEFAULT_STORE,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
-    n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap resamples for the 95% CIs.")] = 1000,
-    limit: Annotated[int, typer.Option(help="Max rows per table in table format.")] = 40,
+    n_boot: Annotated[int, typer.Option("--n-boot", min=1, help="Bootstrap resamples for the 95% CIs.")] = 1000,
+    limit: Annotated[int, typer.Option(min=1, help="Max rows per table in table format.")] = 40,
+    wide: Annotated[bool, typer.Option("--wide", help="Every column at full width (default: fit 100 columns).")] = False,
 ) -> None:
     """Analysis tables for a run or survey: uncertainty/consistency, Likert traits, political compass,
     POBs, value preferences … with 95 % bootstrap CIs and n. By default the tables the surveys (or the
@@ -43,18 +44,34 @@ def analyze(
         typer.echo(f"error: unknown format {format!r}: use table, csv or json", err=True)
         raise typer.Exit(1)
     model_list = [m for entry in (models or []) for m in entry.split()] or None
-    only = [t.strip() for t in tables.split(",") if t.strip()] if tables else None
+    only = [t.strip() for t in tables.split(",") if t.strip()] if tables is not None else None
+    if only is not None:
+        from probekit.analysis.registry import unknown_tables
+
+        if not only:
+            typer.echo("error: --tables names no table; give comma-separated names (docs/analysis.md), or leave it out", err=True)
+            raise typer.Exit(1)
+        unknown = unknown_tables(only)
+        if unknown:
+            for _index, message, fix in unknown:
+                typer.echo(f"error: {message} — {fix}", err=True)
+            raise typer.Exit(1)
     try:
         result: dict[str, Any] = analyze_tables(store, run=run, survey=survey, models=model_list, tables=only,
                                                 all_tables=all_tables, seed=seed, n_boot=n_boot)
-    except (KeyError, FileNotFoundError) as error:
+    except (KeyError, ValueError, FileNotFoundError) as error:
         typer.echo(f"error: {error.args[0] if error.args else error}", err=True)
         raise typer.Exit(1) from None
     if not result:
-        typer.echo("error: no analysis table applies to the results in scope (no valid answers?)", err=True)
+        typer.echo(f"error: {_why_empty(store, run, model_list, only)}", err=True)
         raise typer.Exit(1)
     if out is not None:
-        write_tables(result, out)
+        try:
+            write_tables(result, out)
+        except OSError as error:
+            typer.echo(f"error: cannot write the tables to {out}: {error.strerror or error}; pass --out a writable "
+                       "directory", err=True)
+            raise typer.Exit(1) from None
     if format == "json":
         typer.echo(tables_to_json(result))
     elif format == "csv":
@@ -62,13 +79,30 @@ def analyze(
             typer.echo(f"# {name}")
             typer.echo(to_csv_text(frame), nl=False)
     else:
-        import pandas as pd
+        from probekit.cli.display import frame_text
 
-        with pd.option_context("display.max_columns", 60, "display.width", 250, "display.max_colwidth", 40,
-                               "display.float_format", "{:.4g}".format):
-            for name, frame in result.items():
-                typer.echo(f"== {name} ({len(frame)} rows)")
-                typer.echo(frame.head(limit).to_string(index=False) if len(frame) else "(no rows)")
-                if len(frame) > limit:
-                    typer.echo(f"... {len(frame) - limit} more rows (use --format csv/json or --out DIR)")
-                typer.echo("")
+        for name, frame in result.items():
+            typer.echo(f"== {name} ({len(frame)} rows)")
+            typer.echo(frame_text(frame, wide=wide, limit=limit, float_format="{:.4g}"))
+            if len(frame) > limit:
+                typer.echo(f"... {len(frame) - limit} more rows (use --format csv/json or --out DIR)")
+            typer.echo("")
+
+
+def _why_empty(store: Path, run: str | None, models: list[str] | None, only: list[str] | None) -> str:
+    """Why no table came out: models that have no results in the store, tables that do not apply, or no
+    valid answers."""
+    from probekit.store.store import Store
+
+    if models:
+        stored = Store(store).query("SELECT DISTINCT model FROM results ORDER BY 1" if run is None else
+                                    "SELECT DISTINCT model FROM results WHERE run_id = ? ORDER BY 1", [run] if run else [])
+        known = [str(m) for m in stored["model"]]
+        missing = [m for m in models if m not in known]
+        if missing:
+            return (f"no results of model(s) {', '.join(missing)}" + (f" in run {run}" if run else "")
+                    + f"; models with results: {', '.join(known) or 'none'}")
+    if only:
+        return (f"no rows in table(s) {', '.join(only)} for the results in scope: a table applies to its survey family "
+                "only (docs/analysis.md); --all builds every table that applies")
+    return "no analysis table applies to the results in scope (no valid answers?)"

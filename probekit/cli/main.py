@@ -86,6 +86,9 @@ def expand(
     seed: Annotated[Optional[int], typer.Option(help="Seed for random orders.")] = None,
 ) -> None:
     """Dry run: count trials per axis and show example prompts. No model is called."""
+    bad_modes = [r for r in reasoning or [] if r not in ("direct", "reasoning")]
+    if bad_modes:
+        _fail(f"unknown reasoning mode(s) {', '.join(map(repr, bad_modes))}: use direct and/or reasoning")
     from probekit.survey.expand import axis_counts
     from probekit.survey.expand import expand as expand_trials
 
@@ -179,6 +182,12 @@ def run(
     except SpecError as error:
         _fail(str(error), EXIT_SPEC_ERROR)
     model_list = [m for entry in (models or inputs.models or ["smollm2"]) for m in entry.split()]
+    bad_modes = [r for r in reasoning or [] if r not in ("direct", "reasoning")]
+    if bad_modes:
+        _fail(f"unknown reasoning mode(s) {', '.join(map(repr, bad_modes))}: use direct and/or reasoning")
+    if models is not None and not model_list:
+        _fail("--models was given no model key: name at least one (e.g. --models smollm2), or leave --models out "
+              "for the default")
     from probekit.models_config import backend_options
 
     try:  # API model settings: models.yaml merged with these flags (keys stay in the environment)
@@ -208,7 +217,9 @@ def run(
         _fail(str(error), EXIT_SPEC_ERROR)
     except KeyboardInterrupt:
         _fail("interrupted; committed results are kept. Run the same command again to resume.", 130)
-    except (ValueError, KeyError, RuntimeError, FileNotFoundError, ImportError) as error:
+    except KeyError as error:
+        _fail(str(error.args[0]) if error.args else str(error))
+    except (ValueError, RuntimeError, FileNotFoundError, ImportError) as error:
         _fail(str(error))
     if summary.already_complete:
         typer.echo(f"Nothing to do: run {summary.run_id} already holds these results ({summary.trials} trials per model; "
@@ -279,32 +290,35 @@ def query(
     sql: Annotated[str, typer.Argument(help="SQL (read-only) over the store: tables runs, models, surveys, items, trials, results; views trial_results, item_marginals.")],
     store: StoreOption = DEFAULT_STORE,
     format: Annotated[str, typer.Option("--format", "-f", help="table | csv | json")] = "table",
-    limit: Annotated[int, typer.Option(help="Max rows printed in table format.")] = 50,
+    limit: Annotated[int, typer.Option(min=1, help="Max rows printed in table format.")] = 50,
+    wide: Annotated[bool, typer.Option("--wide", help="Every column at full width (default: fit 100 columns).")] = False,
 ) -> None:
-    """Read-only SQL over the result store. Works while a run is writing."""
+    """Read-only SQL over the result store (one statement; no files are read or written). Works while a run
+    is writing."""
     import duckdb
 
     from probekit.store.store import Store
 
+    if format not in ("table", "csv", "json"):
+        _fail(f"unknown format {format!r}: use table, csv or json")
     try:
-        frame = Store(store).query(sql)
-    except FileNotFoundError as error:
+        frame = Store(store).user_query(sql)
+    except (FileNotFoundError, ValueError) as error:
         _fail(str(error))
     except duckdb.Error as error:
-        _fail(f"SQL error: {error}")
-    _print_frame(frame, format, limit)
+        _fail(f"SQL error: {str(error).strip()}")
+    _print_frame(frame, format, limit, wide)
 
 
-def _print_frame(frame, format: str, limit: int) -> None:  # type: ignore[no-untyped-def]
+def _print_frame(frame, format: str, limit: int, wide: bool = False) -> None:  # type: ignore[no-untyped-def]
     if format == "csv":
         typer.echo(frame.to_csv(index=False), nl=False)
     elif format == "json":
         typer.echo(frame.to_json(orient="records", date_format="iso", default_handler=str))
     elif format == "table":
-        import pandas as pd
+        from probekit.cli.display import frame_text
 
-        with pd.option_context("display.max_columns", 50, "display.width", 200, "display.max_colwidth", 60):
-            typer.echo(frame.head(limit).to_string(index=False) if len(frame) else "(no rows)")
+        typer.echo(frame_text(frame, wide=wide, limit=limit))
         if len(frame) > limit:
             typer.echo(f"... {len(frame) - limit} more rows (use --limit or --format csv)")
     else:
@@ -351,10 +365,13 @@ def status(
     from probekit.store.store import Store
 
     try:
+        Store(store).run_config(run_id)  # KeyError when the store has no such run
         frame = Store(store).run_progress(run_id)
         total = Store(store).run_trial_count(run_id)
     except FileNotFoundError as error:
         _fail(str(error))
+    except KeyError as error:
+        _fail(str(error.args[0]))
     typer.echo(f"run {run_id}: {total} trials per model")
     _print_frame(frame, "table", 1000)
 
@@ -405,7 +422,26 @@ def expand_multi_value_options(argv: list[str], flags: tuple[str, ...] = ("--mod
 
 
 def main() -> None:
-    app(args=expand_multi_value_options(sys.argv[1:]), prog_name="probekit")
+    """The console entry point. An error that no command turned into a message still ends as one line on stderr
+    (exit 1), never a traceback; PROBEKIT_DEBUG=1 shows the traceback."""
+    try:
+        app(args=expand_multi_value_options(sys.argv[1:]), prog_name="probekit")
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as error:
+        if os.environ.get("PROBEKIT_DEBUG"):
+            raise
+        from probekit.store.store import StoreFileError, StoreLockedError
+
+        from probekit.backends.errors import redact
+
+        message = redact((str(error).strip().splitlines() or [""])[0])
+        if isinstance(error, (StoreFileError, StoreLockedError)):
+            typer.echo(f"error: {message}", err=True)
+        else:
+            typer.echo(f"error: {type(error).__name__}: {message} (unexpected: please report it; PROBEKIT_DEBUG=1 "
+                       "shows where it happened)", err=True)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

@@ -249,6 +249,7 @@ def import_responses(
         return import_judge_file(source, fmt, store_path=store_path, survey_file=survey_file, skip_bad=skip_bad,
                                  models=[model] if model else None, on_problem=on_problem)
     store = Store(store_path)
+    store.check_writable()
     parsed = _parse(source, fmt, model)
     problems = list(parsed.problems)
     surveys = _surveys(parsed, fmt, Path(survey_file) if survey_file else None, store)

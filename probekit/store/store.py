@@ -103,6 +103,89 @@ class StoreLockedError(RuntimeError):
     """Another process held the store for longer than the wait allowed."""
 
 
+class StoreFileError(RuntimeError):
+    """The store path cannot be a store (a directory, a device, not a DuckDB file, not writable ...). Raised
+    before DuckDB opens the path, so the file is left exactly as it was."""
+
+
+DUCKDB_MAGIC = b"DUCK"
+"""Bytes 8-11 of every DuckDB database file (after an 8-byte checksum)."""
+DUCKDB_HEADER_BYTES = 3 * 4096
+"""The main header and the two database headers: no DuckDB file is shorter."""
+_MOVE_HINT = "it was left untouched; pass another --store (or PROBEKIT_STORE), or move the file away"
+
+
+def _describe(head: bytes) -> str:
+    """What a non-DuckDB file looks like, from its first bytes."""
+    if head.startswith(b"SQLite format 3"):
+        return "an SQLite database"
+    if head.startswith((b"PAR1", b"PK\x03\x04", b"\x1f\x8b")):
+        return "a Parquet, zip or gzip file"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "binary data"
+    return "a text file"
+
+
+def check_store_path(path: Path, *, write: bool) -> None:
+    """Raise StoreFileError (or FileNotFoundError for a missing store that is only read) when `path` cannot be
+    opened as a store, looking only at the path and the file's first bytes: DuckDB is never handed a file
+    that is not one (it would fail with a traceback-shaped error, and a writable open may change the file)."""
+    if path.is_dir():
+        raise StoreFileError(f"{path} is a directory, not a store file: pass a file path such as {path / 'probekit.duckdb'}")
+    if path.exists():
+        if not path.is_file():
+            raise StoreFileError(f"{path} is not a regular file (a device, pipe or socket): pass a .duckdb file path")
+        try:
+            size = path.stat().st_size
+            with path.open("rb") as handle:
+                head = handle.read(64)
+        except OSError as error:
+            raise StoreFileError(f"cannot read {path}: {error.strerror or error}") from None
+        if size == 0:
+            raise StoreFileError(f"{path} is an empty file (0 bytes), not a DuckDB store; {_MOVE_HINT}")
+        if head[8:12] != DUCKDB_MAGIC:
+            raise StoreFileError(f"{path} is {_describe(head)}, not a DuckDB store; {_MOVE_HINT}")
+        if size < DUCKDB_HEADER_BYTES:
+            raise StoreFileError(f"{path} is a truncated DuckDB file ({size} bytes); {_MOVE_HINT}")
+        if write and not os.access(path, os.W_OK):
+            raise StoreFileError(f"{path} is read-only: reading works (probekit query, analyze), writing does not; "
+                                 "pass a writable --store")
+        return
+    if not write:
+        raise FileNotFoundError(f"no store at {path}: run a survey first or pass --store PATH")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise StoreFileError(f"cannot create {path}: {parent} is a file, not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise StoreFileError(f"cannot create {path}: {parent} is not writable; pass a --store in a writable directory")
+
+
+READING_STATEMENTS = frozenset({"SELECT", "EXPLAIN", "PRAGMA", "CALL", "MULTI"})
+"""Statement types `Store.user_query` runs (MULTI: PIVOT); everything else writes or configures."""
+
+
+def check_user_sql(sql: str) -> None:
+    """ValueError unless `sql` is exactly one statement that reads (SELECT, WITH, DESCRIBE, SHOW, EXPLAIN,
+    PRAGMA, CALL, PIVOT)."""
+    if not sql.strip().strip(";").strip():
+        raise ValueError("empty SQL: give a query, e.g. probekit query \"SELECT * FROM runs\"")
+    statements = duckdb.extract_statements(sql)
+    if len(statements) != 1:
+        raise ValueError(f"{len(statements)} statements: probekit query runs one read-only statement at a time")
+    kind = str(getattr(statements[0].type, "name", statements[0].type))
+    if kind not in READING_STATEMENTS:
+        raise ValueError(f"{kind} statements are not allowed: probekit query is read-only (SELECT, WITH, DESCRIBE, "
+                         "SHOW, EXPLAIN); to write tables or files use `probekit export` or DuckDB itself on a copy")
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
 def _is_lock_error(error: BaseException) -> bool:
     """DuckDB's "Could not set lock on file ...: Conflicting lock is held in ..." (matched on those words, not
     on "lock" anywhere: the file's path may contain it)."""
@@ -172,10 +255,11 @@ class Store:
         self.path = Path(path)
         self.lock_wait = lock_wait
         self._migrated = False
+        self._checked = False
         self._held = threading.local()
 
     # -- connections -------------------------------------------------------------------------------
-    def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+    def _open(self, read_only: bool, config: Mapping[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
         """duckdb.connect, retried (with jittered backoff) while another process holds the file, for at
         most `lock_wait` seconds; other errors are raised at once."""
         retrying = Retrying(
@@ -185,14 +269,19 @@ class Store:
             reraise=True,
         )
         try:
-            return retrying(duckdb.connect, str(self.path), read_only=read_only)
+            con = retrying(duckdb.connect, str(self.path), read_only=read_only, config=dict(config or {}))
         except duckdb.IOException as error:
             if _is_lock_error(error):
                 raise StoreLockedError(
                     f"{self.path} stayed locked by another process for {self.lock_wait:.0f}s; "
                     "wait for it to finish or use another --store"
                 ) from error
-            raise
+            raise StoreFileError(f"cannot open {self.path} as a DuckDB store: {_first_line(error)}; {_MOVE_HINT}") from None
+        except duckdb.Error as error:  # a corrupt file (checksum mismatch), a newer format ...
+            raise StoreFileError(f"cannot open {self.path} as a DuckDB store: {_first_line(error)}; {_MOVE_HINT}") from None
+        if not read_only:
+            self._checked = True  # a file once opened for writing is a store; later opens skip the header check
+        return con
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -205,10 +294,13 @@ class Store:
         if held is not None:  # inside session(): the block's one connection
             yield held
             return
-        if read_only and not self.path.exists():
-            raise FileNotFoundError(f"no store at {self.path}: run a survey first or pass --store PATH")
+        if not self._checked:  # before DuckDB sees the path: a file that is no store is never touched
+            check_store_path(self.path, write=not read_only)
         if not read_only:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise StoreFileError(f"cannot create the directory of {self.path}: {error.strerror or error}") from None
         with _file_lock(self.path):
             con = self._open(read_only)
             try:
@@ -236,7 +328,24 @@ class Store:
         with self.connect() as con, _atomic(con):
             yield con
 
+    def _check_is_store(self, con: duckdb.DuckDBPyConnection) -> None:
+        """StoreFileError for a DuckDB file with tables but no migration ledger: another program's database."""
+        tables = {str(row[0]) for row in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()}
+        if tables and "schema_migrations" not in tables:
+            raise StoreFileError(f"{self.path} is a DuckDB database but not a probekit store (tables: "
+                                 f"{', '.join(sorted(tables)[:5])}); it was left untouched; pass another --store")
+
+    def check_writable(self) -> None:
+        """Raise StoreFileError now when writing to this store would be refused (see `check_store_path`, and a
+        DuckDB file of another program); creates nothing. Importers call it before reading their input."""
+        check_store_path(self.path, write=True)
+        if self.path.exists():
+            with self.connect(read_only=True) as con:
+                self._check_is_store(con)
+
     def _migrate(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._check_is_store(con)
         con.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMPTZ)"
         )
@@ -304,7 +413,7 @@ class Store:
         return row[0] if row else None
 
     def run_config(self, run_id: str) -> dict[str, Any]:
-        with self.connect() as con:
+        with self.connect(read_only=True) as con:
             row = con.execute("SELECT config FROM runs WHERE run_id = ?", [run_id]).fetchone()
         if row is None:
             raise KeyError(f"no run {run_id!r} in {self.path}; `probekit runs` lists them")
@@ -398,7 +507,28 @@ class Store:
     def query(self, sql: str, params: Iterable[Any] | None = None) -> pd.DataFrame:
         """Run read-only SQL and return a DataFrame."""
         with self.connect(read_only=True) as con:
-            return con.execute(sql, list(params or [])).df()
+            try:
+                return con.execute(sql, list(params or [])).df()
+            except duckdb.CatalogException:
+                self._check_is_store(con)  # a missing table of another program's database: say so
+                raise
+
+    def user_query(self, sql: str) -> pd.DataFrame:
+        """Run SQL a user typed (`probekit query`): one statement that reads, on a read-only connection with no
+        file system access (COPY ... TO, EXPORT DATABASE, ATTACH, read_csv of other files are refused) and a
+        locked configuration (SET log_query_path and the like are refused). Raises ValueError for SQL that is
+        not one reading statement, duckdb.Error for what DuckDB refuses."""
+        check_user_sql(sql)
+        if self.path.exists() and not self._checked:
+            check_store_path(self.path, write=False)
+        if not self.path.exists():
+            raise FileNotFoundError(f"no store at {self.path}: run a survey first or pass --store PATH")
+        with _file_lock(self.path):
+            con = self._open(True, {"enable_external_access": False, "lock_configuration": True})
+            try:
+                return con.execute(sql).df()
+            finally:
+                con.close()
 
     def runs(self) -> pd.DataFrame:
         return self.query(
