@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from yaml.nodes import MappingNode, SequenceNode
 
-from probekit.jsonl import iter_jsonl
+from probekit.jsonl import TextProblem, iter_jsonl
 from probekit.survey.errors import SpecError, SpecProblem
 from probekit.survey.labels import label_problem
 from probekit.survey.schema import (
@@ -87,10 +87,18 @@ def _load_items_file(
     if not file_path.exists():
         return [], [], [SpecProblem(str(survey_path), line_of_ref, f"items_file {items_file!r} not found",
                                     f"create {file_path} or fix the path (relative to the survey file)")]
+    if not file_path.is_file():
+        return [], [], [SpecProblem(str(survey_path), line_of_ref, f"items_file {items_file!r} is a directory, not a file",
+                                    "name a JSON lines file (one item object per line)")]
     items: list[Item] = []
     lines: list[tuple[str, int]] = []
     problems: list[SpecProblem] = []
     for number, data, json_error in iter_jsonl(file_path):
+        if isinstance(json_error, TextProblem):
+            problems.append(SpecProblem(str(file_path), number, str(json_error)))
+            if len(problems) >= 20:
+                break
+            continue
         if json_error is not None:
             problems.append(SpecProblem(str(file_path), number, f"invalid JSON: {json_error}",
                                         "write one JSON object per line"))
@@ -131,6 +139,9 @@ def check_survey(survey: Survey, path: str, item_lines: list[tuple[str, int]], l
             seen[item.id] = where
     if not survey.items:
         problems.append(SpecProblem(path, 1, "the survey has no items", "add 'items:' or 'items_file:'"))
+    if not survey.templates:
+        problems.append(SpecProblem(path, locate.line(["templates"]), "the survey has no templates",
+                                    "add at least one under 'templates:' (an id and the user text with {placeholders})"))
 
     needs_options = survey.kind in {"choice", "likert", "mcq", "pairwise"}
     for index, item in enumerate(survey.items):
@@ -164,7 +175,8 @@ def check_survey(survey: Survey, path: str, item_lines: list[tuple[str, int]], l
                     try:
                         names = _placeholders(text)
                     except ValueError as exc:
-                        problems.append(SpecProblem(path, locate.line(["templates", t_index]), f"template {template.id!r}: {exc}", "use named placeholders"))
+                        problems.append(SpecProblem(path, locate.line(["templates", t_index]), f"template {template.id!r}: {exc}",
+                                                    "write plain named placeholders such as {context} ({{ and }} for literal braces)"))
                         continue
                     for name in sorted(names):
                         if name in fields or name in survey.factors or name == "previous_answer":

@@ -290,6 +290,9 @@ class Survey(Strict):
         return self
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z_][\w-]*")
+
+
 def template_placeholders(text: str) -> set[str]:
     """Names of the `{placeholders}` in a format string (raises ValueError on a malformed one)."""
     names: set[str] = set()
@@ -298,7 +301,11 @@ def template_placeholders(text: str) -> set[str]:
             continue
         if field_name == "" or field_name.isdigit():
             raise ValueError("positional placeholder '{}' : name it, e.g. '{context}'")
-        names.add(field_name.split(".")[0].split("[")[0])
+        if not _PLAIN_NAME.fullmatch(field_name) or _conv is not None or _spec:
+            shown = "{" + field_name + (f"!{_conv}" if _conv else "") + (f":{_spec}" if _spec else "") + "}"
+            raise ValueError(f"placeholder {shown} is not a plain name (attribute access, indexing, conversions and "
+                             "format specs are not filled)")
+        names.add(field_name)
     return names
 
 
