@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 DEFAULT_CONCURRENCY = 16
 DEFAULT_TIMEOUT = 60.0
@@ -60,8 +62,17 @@ class ModelConfig(BaseModel):
     @field_validator("api_key_env")
     @classmethod
     def _name_not_key(cls, value: str | None) -> str | None:
-        if value is not None and not value.replace("_", "").isalnum():
-            raise ValueError("api_key_env is the NAME of an environment variable (e.g. OPENAI_API_KEY), not the key")
+        if value is not None and not is_variable_name(value):
+            raise ValueError("api_key_env is the NAME of an environment variable (e.g. OPENAI_API_KEY), not the key "
+                             "(the value given is not shown)")
+        return value
+
+    @field_validator("api_base")
+    @classmethod
+    def _no_credentials_in_url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).password:
+            raise ValueError("api_base holds a user:password; put the key in an environment variable and name it with "
+                             "api_key_env (the value given is not shown)")
         return value
 
     def api_key(self, default_env: str | None = None) -> str | None:
@@ -70,18 +81,64 @@ class ModelConfig(BaseModel):
         return os.environ.get(name) if name else None
 
 
+_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+_KEY_PREFIX = re.compile(r"(?i)^(sk|pk|rk)[-_]|^(AIza|hf_|gh[pousr]_|xox[abprs]-|AKIA|eyJ)")
+_SECRET_FIELD = re.compile(r"(?i)(key|token|secret|password|passwd|credential|auth|bearer)")
+
+
+def is_variable_name(value: str) -> bool:
+    """Whether `value` can be the NAME of an environment variable and does not look like a key itself: a key
+    pasted where the name belongs is refused before it can be stored (runs.config records the name)."""
+    if not _VARIABLE.fullmatch(value) or _KEY_PREFIX.search(value):
+        return False
+
+    def random_looking(part: str) -> bool:  # long, with many digits or mixed case: a token, not a word
+        digits = sum(c.isdigit() for c in part)
+        return len(part) >= 16 and (digits >= 4 or not (part.isupper() or part.islower()))
+
+    return not any(random_looking(part) for part in value.split("_"))
+
+
+def _safe_errors(error: ValidationError) -> str:
+    """A ValidationError as text that never quotes an input value (it may be a key)."""
+    lines = []
+    for detail in error.errors():
+        where = ".".join(str(part) for part in detail["loc"]) or "(settings)"
+        if detail["type"] == "extra_forbidden":
+            name = str(detail["loc"][-1])
+            lines.append(f"{where}: unknown setting" + (" (a key? keys go in an environment variable named by api_key_env)"
+                                                        if _SECRET_FIELD.search(name) else ""))
+        else:
+            lines.append(f"{where}: {detail['msg'].removeprefix('Value error, ')}")
+    return "; ".join(lines)
+
+
 def load_models_file(path: str | Path) -> dict[str, dict[str, Any]]:
-    """Entries of a models.yaml file: model key or glob → raw settings."""
-    data = yaml.safe_load(Path(path).read_text()) or {}
+    """Entries of a models.yaml file: model key or glob → raw settings. Errors never quote a value of the file
+    (it may hold a key)."""
+    from probekit.survey.errors import SpecError
+    from probekit.survey.yamlfile import read_text
+
+    try:
+        text = read_text(path, what="models.yaml", fix="give a models.yaml file")
+    except SpecError as error:
+        raise ValueError("; ".join(f"{p.path}:{p.line}: {p.message}" for p in error.problems)) from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        raise ValueError(f"{path}:{mark.line + 1 if mark else 1}: YAML syntax error: "
+                         f"{getattr(error, 'problem', None) or 'cannot parse'}") from None
     entries = data.get("models", data) if isinstance(data, dict) else None
     if not isinstance(entries, dict):
         raise ValueError(f"{path}: expected a mapping 'models: {{<model>: {{api_base: ..., api_key_env: ...}}}}'")
     for key, value in entries.items():
         if not isinstance(value, dict):
             raise ValueError(f"{path}: entry {key!r} must be a mapping of settings")
-        if "api_key" in value:
-            raise ValueError(f"{path}: entry {key!r} holds a key; put the key in an environment variable and "
-                             "name it with api_key_env")
+        secret_like = sorted(str(name) for name in value if name not in ModelConfig.model_fields and _SECRET_FIELD.search(str(name)))
+        if "api_key" in value or secret_like:
+            raise ValueError(f"{path}: entry {key!r} holds a key ({', '.join(secret_like) or 'api_key'}; its value is not "
+                             "shown); put the key in an environment variable and name it with api_key_env")
     return entries
 
 
@@ -95,7 +152,11 @@ def resolve(model: str, path: str | Path | None = None, overrides: dict[str, Any
             merged.update(entries[key])
         merged.update(entries.get(model, {}))
     merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return ModelConfig(**merged)
+    try:
+        return ModelConfig(**merged)
+    except ValidationError as error:
+        where = f"{path}: entry for {model}" if path is not None else model
+        raise ValueError(f"{where}: {_safe_errors(error)}") from None
 
 
 def backend_options(models: list[str], path: str | Path | None = None, **overrides: Any) -> dict[str, dict[str, Any]]:

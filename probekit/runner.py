@@ -262,8 +262,11 @@ async def _run_model(runtime: ModelRuntime, run_id: str, trials: list[Trial], se
 
 
 def error_row(run_id: str, trial: Trial, model: str, error_class: str, message: str, attempts: int) -> ResultRow:
+    """A failed trial's row. The message is redacted (again: it may come from any exception) before it is cut."""
+    from probekit.backends.errors import redact_and_cut
+
     return ResultRow(run_id=run_id, trial_id=trial.trial_id, model=model, sample_index=0, status="error", mode="none",
-                     error_class=error_class, error_message=message[:2000], attempts=attempts)
+                     error_class=error_class, error_message=redact_and_cut(message, 2000), attempts=attempts)
 
 
 async def execute(run_id: str, trials: list[Trial], settings_by_survey: dict[str, ScoringSettings], recorder: Recorder,

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from probekit.backends.base import TokenLogprobs
 from probekit.backends.base import BackendError
-from probekit.backends.errors import from_exception, from_status, redact
+from probekit.backends.errors import from_exception, from_status, redact_and_cut
 from probekit.models_config import ModelConfig
 
 OPENAI_COMPATIBLE = {"openai": ("https://api.openai.com/v1", "OPENAI_API_KEY"),
@@ -141,24 +141,32 @@ class DirectTransport:
         headers = {"Content-Type": "application/json"}
         if key:
             headers["Authorization"] = f"Bearer {key}"
-        body = {"model": self.remote_name, "messages": messages, **self.config.params, **params}
+        # The OpenAI client's extra_* parameters (models.yaml `params`), as the openai SDK and litellm send them:
+        # extra_headers are HTTP headers, extra_body is merged into the body, extra_query into the URL.
+        extra = dict(self.config.params)
+        extra_headers = {str(k): str(v) for k, v in (extra.pop("extra_headers", None) or {}).items()}
+        extra_body = extra.pop("extra_body", None) or {}
+        extra_query = extra.pop("extra_query", None) or None
+        headers.update(extra_headers)
+        secrets = [key, *extra_headers.values()]
+        body = {"model": self.remote_name, "messages": messages, **extra, **params, **extra_body}
         started = time.perf_counter()
         try:
-            async with self._client().post(self.url, data=json.dumps(body), headers=headers) as response:
+            async with self._client().post(self.url, data=json.dumps(body), headers=headers, params=extra_query) as response:
                 raw = await response.read()
                 status = response.status
                 response_headers = response.headers
         except Exception as error:  # aiohttp / asyncio network faults and timeouts
-            raise from_exception(error, secrets=[key]) from None
+            raise from_exception(error, secrets=secrets) from None
         latency = (time.perf_counter() - started) * 1000
         text = raw.decode("utf-8", "replace")
         if status >= 400:
-            raise from_status(status, text, response_headers, secrets=[key])
+            raise from_status(status, text, response_headers, secrets=secrets)
         try:
             completion = parse_completion(json.loads(text), latency)
         except (ValueError, KeyError, TypeError, IndexError) as error:
-            raise BackendError("malformed_response", redact(f"unparseable response ({type(error).__name__}: {error}): {text[:200]}", [key]),
-                               retryable=True) from None
+            raise BackendError("malformed_response", redact_and_cut(f"unparseable response ({type(error).__name__}: {error}): {text}",
+                                                                    400, secrets), retryable=True) from None
         if self._prices is not None and completion.prompt_tokens is not None:
             completion.cost_usd = (completion.prompt_tokens * self._prices[0]
                                    + (completion.completion_tokens or 0) * self._prices[1])
@@ -199,11 +207,12 @@ class LiteLLMTransport:
         if key:
             kwargs["api_key"] = key
         started = time.perf_counter()
+        secrets = [key, *[str(v) for v in (kwargs.get("extra_headers") or {}).values()]]
         try:
             response = await self.litellm.acompletion(
                 model=self.model, messages=messages, timeout=self.config.timeout, num_retries=0, max_retries=0, **kwargs)
-        except Exception as error:
-            raise from_exception(error, secrets=[key]) from None
+        except Exception as error:  # the provider's text (litellm's AuthenticationError may quote the header): redacted
+            raise from_exception(error, secrets=secrets) from None
         latency = (time.perf_counter() - started) * 1000
         try:
             data = response.model_dump() if hasattr(response, "model_dump") else dict(response)

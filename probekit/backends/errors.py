@@ -6,13 +6,16 @@ responses and responses that lack the logprobs the run relies on. Not retryable:
 same request again cannot succeed.
 
 Messages are redacted before they leave this module: a provider may echo the API key ("Incorrect API key
-provided: sk-...") and error messages end up in the store.
+provided: sk-...", or the whole Authorization header) and error messages end up in the store. Redaction is by
+value (the key actually sent, and every environment variable whose name says it holds a credential) and by
+pattern (Bearer tokens, `api_key: ...`, the usual key shapes), and always on the whole text before it is cut.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import os
 import re
 import time
 from collections.abc import Iterable, Mapping
@@ -26,14 +29,42 @@ RETRYABLE_CLASSES = frozenset({"rate_limit", "server_error", "timeout", "connect
 _CONTEXT_MARKERS = ("context length", "context_length", "maximum context", "context window", "too many tokens",
                     "reduce the length", "prompt is too long")
 _KEY_PATTERN = re.compile(r"\b(sk|pk|rk|key|api)[-_][A-Za-z0-9_\-]{8,}")
+_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # "Authorization: Bearer <token>", "Basic <base64>", "token <value>"
+    (re.compile(r"(?i)\b(bearer|basic|token)(\s+)(?!\*\*\*)[A-Za-z0-9._~+/=\-]{8,}"), r"\1\2***"),
+    # api_key=..., "x-api-key": "...", password: ..., access_token=...
+    (re.compile(r"(?i)((?:api[_-]?key|x-api-key|access[_-]?token|refresh[_-]?token|client[_-]?secret|secret|password|"
+                r"passwd)[\"']?\s*[:=]\s*[\"']?)(?!\*\*\*)[^\s\"',;}]{6,}"), r"\1***"),
+    # the usual key shapes: OpenAI/Anthropic sk-..., Google AIza..., Hugging Face hf_..., GitHub, Slack, AWS, JWTs
+    (_KEY_PATTERN, "***"),
+    (re.compile(r"\b(?:AIza[0-9A-Za-z_\-]{20,}|hf_[A-Za-z0-9]{16,}|gh[pousr]_[A-Za-z0-9]{16,}|xox[abprs]-[A-Za-z0-9\-]{10,}|"
+                r"AKIA[0-9A-Z]{16}|eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{5,})"), "***"),
+)
+_SECRET_NAME = re.compile(r"(?i)(api[_-]?key|token|secret|password|passwd|credential|private[_-]?key|auth)")
+
+
+def environment_secrets() -> list[str]:
+    """Values of the environment variables whose names say they hold a credential (OPENAI_API_KEY, HF_TOKEN,
+    MY_SECRET ...), at least 8 characters long: redacted by value wherever they appear."""
+    return [value for name, value in os.environ.items() if len(value) >= 8 and _SECRET_NAME.search(name)]
 
 
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
-    """Remove secrets (exact values, then anything shaped like an API key) from a message."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return _KEY_PATTERN.sub("***", text)
+    """Remove secrets from a message: the given values and the credential-like environment values (longest
+    first), then anything shaped like a key or an authorization header. Redact a whole text, then cut it
+    (`redact_and_cut`): a key straddling the cut is otherwise half kept."""
+    values = sorted({s for s in [*secrets, *environment_secrets()] if s and len(s) >= 4}, key=len, reverse=True)
+    for secret in values:
+        text = text.replace(secret, "***")
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def redact_and_cut(text: str, limit: int, secrets: Iterable[str | None] = ()) -> str:
+    """`redact` the whole text, then keep at most `limit` characters."""
+    text = redact(text, secrets)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -67,7 +98,7 @@ def retry_after_from_headers(headers: Mapping[str, str] | None) -> float | None:
 def from_status(status: int, body: str, headers: Mapping[str, str] | None = None, *,
                 secrets: Iterable[str | None] = ()) -> BackendError:
     """The BackendError for an HTTP error status and its body."""
-    message = redact(f"HTTP {status}: {body[:500]}", secrets)
+    message = redact_and_cut(f"HTTP {status}: {body}", 500, secrets)
     lowered = body.lower()
     if status == 429:
         return BackendError("rate_limit", message, retryable=True, retry_after=retry_after_from_headers(headers))
@@ -91,7 +122,7 @@ def from_exception(error: BaseException, *, secrets: Iterable[str | None] = ()) 
         return error
     secrets = list(secrets)
     name = type(error).__name__
-    text = redact(f"{name}: {error}", secrets)
+    text = redact_and_cut(f"{name}: {error}", 1000, secrets)
     status = getattr(error, "status_code", None)
     response: Any = getattr(error, "response", None)
     headers = getattr(response, "headers", None) or getattr(error, "headers", None)
