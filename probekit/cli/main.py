@@ -399,6 +399,7 @@ from probekit.cli.track import register as register_tracking  # noqa: E402  (tra
 register_tracking(app)
 
 app.command("export")(__import__("probekit.cli.export", fromlist=["export_command"]).export_command)
+app.command("report")(__import__("probekit.cli.report", fromlist=["report_command"]).report_command)
 
 
 def expand_multi_value_options(argv: list[str], flags: tuple[str, ...] = ("--models", "-m")) -> list[str]:
