@@ -4,6 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
+# Headless Chromium (Debian's package) for the report's browser test, tests/report/test_browser.py: installed only
+# when missing, with apt-get, as root (CI); otherwise that test is skipped and says why.
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
+    || echo "warning: could not install chromium; the browser test will be skipped" >&2
+fi
 export LITELLM_LOCAL_MODEL_COST_MAP=True TOKENIZERS_PARALLELISM=false
 .venv/bin/python -m mypy probekit --ignore-missing-imports   # the typed public API stays mypy-clean
 exec .venv/bin/python -m pytest -q "$@"

@@ -82,7 +82,8 @@ def _part_html(section: Section, part: Part, counter: list[int]) -> str:
         svg = scope_ids(figure.svg, f"f{counter[0]}-")
         out.append(f'<figure class="plot" data-plot="{escape(figure.key)}" id="fig-{counter[0]}">'
                    f"<figcaption><strong>Figure {counter[0]}. {escape(figure.title)}.</strong> {escape(figure.caption)} "
-                   f"Hover a mark for its exact values.</figcaption>{svg}</figure>")
+                   f"{'Hover a mark for its exact values.' if figure.n_tips else 'The numbers are in the tables below.'}"
+                   f"</figcaption>{svg}</figure>")
     for note in part.notes:
         out.append(f'<p class="note">{_code(note)}</p>')
     out += [table_html(t) for t in part.tables]

@@ -358,7 +358,8 @@ def drift(data: ReportData, palette: Palette) -> list[Part]:
         snapshots = display_table(
             report.snapshot_table, "Snapshots",
             columns=["snapshot", "started_at", "version", "n_runs", "n_items", "n_answers", "refusal_rate", "invalid_rate"],
-            rename={"started_at": "started (UTC)", "n_runs": "runs"}, percent=["refusal_rate", "invalid_rate"])
+            rename={"started_at": "started (UTC)", "n_runs": "runs", "n_items": "items", "n_answers": "answers",
+                    "refusal_rate": "refusal rate", "invalid_rate": "invalid rate"}, percent=["refusal_rate", "invalid_rate"])
         rows = [{"a": p.a.label, "b": p.b.label, "relation": p.relation, **p.summary} for p in report.pairs]
         pairs = display_table(
             pd.DataFrame(rows), "Compared snapshots",
