@@ -3,10 +3,13 @@
 Inputs are the stored answers of each run as a frame with one row per trial × sample (columns `item_id`,
 `trial_id`, `sample_index`, `status`, `choice`, `dist`: what `AnalysisContext.responses()` returns):
 
-- **per item**: the item's marginal distribution in each run (the mean over its forms of each form's
-  distribution, a form's distribution being the mean of its valid rows: p̂ in sample mode), and the
-  distance between the two marginals: JSD in bits (∈ [0, 1]), or Wasserstein-1 on the scale values
-  when every option of the survey has one (ordinal Likert scales; in scale units);
+- **per item**: a distance between the two runs' option distributions: JSD in bits (∈ [0, 1]), or
+  Wasserstein-1 on the scale values when every option of the survey has one (ordinal Likert scales; in
+  scale units). A form's distribution is the mean of its valid rows (p̂ in sample mode). Two levels:
+  `form` (default): the mean over the item's forms (trials present in both runs) of the distance between
+  the same form's distributions: the same prompt answered differently, position and wording effects
+  included; `item`: the distance between the item marginals (the mean over its forms), i.e. a change of
+  content preference only (with permuted orders, a change of position bias averages out);
 - **per survey**: the mean distance over items with a 95 % bootstrap CI resampling items (all forms and
   samples of an item stay together);
 - **noise floor**: the same distances between two runs of one snapshot; the *excess* of a pair is the
@@ -104,19 +107,43 @@ def item_rates(responses: pd.DataFrame) -> pd.DataFrame:
     return per_item.reset_index()
 
 
-def item_distances(a: dict[str, NDArray[np.float64]], b: dict[str, NDArray[np.float64]], metric: str = "jsd",
-                   values: dict[str, NDArray[np.float64]] | None = None) -> pd.Series:
-    """Distance per item present in both runs (index: item id, sorted)."""
-    common = sorted(set(a) & set(b))
+def _distance(p: NDArray[np.float64], q: NDArray[np.float64], metric: str, values: NDArray[np.float64] | None) -> float:
     if metric == "w1":
         if values is None:
             raise ValueError("the w1 metric needs the scale values of every item")
-        data = [wasserstein1(a[i], b[i], values[i]) for i in common]
-    elif metric == "jsd":
-        data = [jsd_bits(a[i], b[i]) for i in common]
-    else:
-        raise ValueError(f"unknown distance {metric!r}: use jsd or w1")
+        return wasserstein1(p, q, values)
+    if metric == "jsd":
+        return jsd_bits(p, q)
+    raise ValueError(f"unknown distance {metric!r}: use jsd or w1")
+
+
+def item_distances(a: dict[str, NDArray[np.float64]], b: dict[str, NDArray[np.float64]], metric: str = "jsd",
+                   values: dict[str, NDArray[np.float64]] | None = None) -> pd.Series:
+    """Distance between the item marginals, per item present in both runs (index: item id, sorted)."""
+    common = sorted(set(a) & set(b))
+    data = [_distance(a[i], b[i], metric, values[i] if values is not None else None) for i in common]
     return pd.Series(data, index=pd.Index(common, name="item_id"), dtype=float)
+
+
+def form_distances(a: dict[str, tuple[str, NDArray[np.float64]]], b: dict[str, tuple[str, NDArray[np.float64]]], metric: str = "jsd",
+                   values: dict[str, NDArray[np.float64]] | None = None) -> pd.Series:
+    """Per item, the mean over its forms answered in both runs of the distance between the same form's
+    distributions. `a`, `b`: trial id → (item id, form distribution) (`form_distributions`)."""
+    per_item: dict[str, list[float]] = {}
+    for trial_id in sorted(set(a) & set(b)):
+        item_id, p = a[trial_id]
+        per_item.setdefault(item_id, []).append(_distance(p, b[trial_id][1], metric, values[item_id] if values is not None else None))
+    common = sorted(per_item)
+    return pd.Series([float(np.mean(per_item[i])) for i in common], index=pd.Index(common, name="item_id"), dtype=float)
+
+
+def form_distributions(responses: pd.DataFrame) -> dict[str, tuple[str, NDArray[np.float64]]]:
+    """trial id → (item id, the form's distribution) for forms with a valid answer."""
+    trials = trial_distributions(responses)
+    return {str(t): (str(i), d) for t, i, d in zip(trials["trial_id"], trials["item_id"], trials["dist"]) if d is not None}
+
+
+LEVELS = ("form", "item")
 
 
 # -- paired tests ------------------------------------------------------------------------------------------
@@ -240,11 +267,21 @@ class RunData:
     responses: pd.DataFrame
     marginals: dict[str, NDArray[np.float64]]
     rates: pd.DataFrame
+    forms: dict[str, tuple[str, NDArray[np.float64]]] = field(default_factory=dict)
+
+    def distances(self, other: RunData, level: str = "form", metric: str = "jsd",
+                  values: dict[str, NDArray[np.float64]] | None = None) -> pd.Series:
+        """Per-item distance from this run to `other` at `level` (form | item)."""
+        if level == "form":
+            return form_distances(self.forms, other.forms, metric, values)
+        if level == "item":
+            return item_distances(self.marginals, other.marginals, metric, values)
+        raise ValueError(f"unknown level {level!r}: use form or item")
 
 
 def prepare(run_id: str, responses: pd.DataFrame) -> RunData:
-    """Per-item marginals and rates of one run's answers."""
-    return RunData(run_id, responses, item_marginals(responses), item_rates(responses))
+    """Form distributions, per-item marginals and rates of one run's answers."""
+    return RunData(run_id, responses, item_marginals(responses), item_rates(responses), form_distributions(responses))
 
 
 @dataclass
@@ -259,21 +296,21 @@ class Comparison:
 
 
 def noise_distances(pairs: Sequence[tuple[RunData, RunData]], metric: str,
-                    values: dict[str, NDArray[np.float64]] | None) -> pd.Series:
+                    values: dict[str, NDArray[np.float64]] | None, level: str = "form") -> pd.Series:
     """Per item, the mean distance over the noise pairs (repeated runs of one snapshot) that have it."""
     if not pairs:
         return pd.Series(dtype=float)
-    frames = [item_distances(x.marginals, y.marginals, metric, values) for x, y in pairs]
+    frames = [x.distances(y, level, metric, values) for x, y in pairs]
     return pd.concat(frames, axis=1).mean(axis=1, skipna=True)
 
 
 def noise_threshold(pairs: Sequence[tuple[RunData, RunData]], metric: str,
-                    values: dict[str, NDArray[np.float64]] | None, quantile: float = 0.95) -> float:
+                    values: dict[str, NDArray[np.float64]] | None, quantile: float = 0.95, level: str = "form") -> float:
     """The distance an item reaches by noise alone: this quantile of all per-item noise distances (over
     every noise pair), at least TOLERANCE."""
     if not pairs:
         return TOLERANCE
-    pooled = np.concatenate([item_distances(x.marginals, y.marginals, metric, values).to_numpy() for x, y in pairs])
+    pooled = np.concatenate([x.distances(y, level, metric, values).to_numpy() for x, y in pairs])
     pooled = pooled[np.isfinite(pooled)]
     return max(TOLERANCE, float(np.quantile(pooled, quantile))) if pooled.size else TOLERANCE
 
@@ -301,23 +338,24 @@ def excess_ci(distance: ArrayLike, noise: ArrayLike, *, n_boot: int = DEFAULT_RE
     return mean_ci(d, n_boot=n_boot, seed=seed)
 
 
-def compare(a: RunData, b: RunData, *, n_options: dict[str, int], metric: str = "jsd",
+def compare(a: RunData, b: RunData, *, n_options: dict[str, int], metric: str = "jsd", level: str = "form",
             values: dict[str, NDArray[np.float64]] | None = None, noise_pairs: Sequence[tuple[RunData, RunData]] = (),
-            alpha: float = ALPHA, n_boot: int = DEFAULT_RESAMPLES, seed: int = 0) -> Comparison:
+            alpha: float = ALPHA, min_effect: float = 0.0, n_boot: int = DEFAULT_RESAMPLES, seed: int = 0) -> Comparison:
     """Compare run b with run a. The verdict:
 
     - with a noise floor (≥ 1 pair of repeated runs of one snapshot): "changed" when the lower end of the
-      95 % CI of the mean excess distance (distance − noise, per item) is above 0 (beyond TOLERANCE);
-      else "no change beyond noise";
+      95 % CI of the mean excess distance (distance − noise, per item) is above `min_effect` (at least
+      TOLERANCE); else "no change beyond noise";
     - without one: "changed" when some item's paired test is significant after Benjamini–Hochberg at
       `alpha`, else "no change detected"; both marked "(no noise floor)".
 
     Items *moved* when their distance exceeds what noise reaches (`noise_threshold`: the 95th percentile
-    of the per-item noise distances), or, without a noise floor, when their test is significant."""
-    distance = item_distances(a.marginals, b.marginals, metric, values)
+    of the per-item noise distances, and at least `min_effect`), or, without a noise floor, when their test
+    is significant."""
+    distance = a.distances(b, level, metric, values)
     common = list(distance.index)
-    noise = noise_distances(noise_pairs, metric, values).reindex(common) if noise_pairs else pd.Series(np.nan, index=distance.index)
-    threshold = noise_threshold(noise_pairs, metric, values)
+    noise = noise_distances(noise_pairs, metric, values, level).reindex(common) if noise_pairs else pd.Series(np.nan, index=distance.index)
+    threshold = max(noise_threshold(noise_pairs, metric, values, level=level), min_effect)
     tests = paired_tests(a.responses, b.responses, {i: n_options[i] for i in common if i in n_options}, metric, values)
     items = pd.DataFrame({"item_id": common, "distance": distance.to_numpy(), "noise": noise.to_numpy()})
     items["excess"] = items["distance"] - items["noise"]
@@ -329,19 +367,19 @@ def compare(a: RunData, b: RunData, *, n_options: dict[str, int], metric: str = 
     items["significant"] = items["q_value"] < alpha
     has_noise = bool(noise_pairs) and bool(np.isfinite(items["noise"]).any())
     items["moved"] = (items["distance"] > threshold) if has_noise else items["significant"]
-    items["marginal_a"] = [a.marginals[i] for i in common]
-    items["marginal_b"] = [b.marginals[i] for i in common]
+    items["marginal_a"] = [a.marginals.get(i) for i in common]
+    items["marginal_b"] = [b.marginals.get(i) for i in common]
     items = items.sort_values(["moved", "excess" if has_noise else "distance"], ascending=False, kind="stable").reset_index(drop=True)
 
     dist_est, dist_low, dist_high = mean_ci(items["distance"], n_boot=n_boot, seed=seed)
-    summary: dict[str, Any] = {"metric": metric, "n_items": len(common), "distance": dist_est,
+    summary: dict[str, Any] = {"metric": metric, "level": level, "min_effect": min_effect, "n_items": len(common), "distance": dist_est,
                                "distance_ci_low": dist_low, "distance_ci_high": dist_high,
                                "n_noise_pairs": len(noise_pairs), "noise_threshold": threshold if has_noise else math.nan}
     n_significant = int(items["significant"].sum())
     if has_noise:
         noise_est, noise_low, noise_high = mean_ci(items["noise"], n_boot=n_boot, seed=seed)
         ex, ex_low, ex_high = excess_ci(items["distance"], items["noise"], n_boot=n_boot, seed=seed)
-        changed = bool(np.isfinite(ex_low) and ex_low > TOLERANCE)
+        changed = bool(np.isfinite(ex_low) and ex_low > max(TOLERANCE, min_effect))
         verdict = "changed" if changed else "no change beyond noise"
     else:
         noise_est = noise_low = noise_high = ex = ex_low = ex_high = math.nan

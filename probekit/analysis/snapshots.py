@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from probekit.analysis.bootstrap import DEFAULT_RESAMPLES, ratio_ci
-from probekit.analysis.drift import ALPHA, Comparison, RunData, compare, prepare
+from probekit.analysis.drift import ALPHA, LEVELS, Comparison, RunData, compare, prepare
 from probekit.analysis.loader import AnalysisContext, survey_info
 from probekit.store.store import Store
 
@@ -275,6 +275,7 @@ class DriftReport:
     model: str
     by: str
     metric: str
+    level: str
     snapshots: list[Snapshot]
     snapshot_table: pd.DataFrame
     pairs: list[PairReport]
@@ -303,7 +304,7 @@ class DriftReport:
                 "items": [{k: _plain(v) for k, v in row.items() if not k.startswith("marginal")} for row in items.to_dict("records")],
             })
         return {
-            "survey": self.survey, "model": self.model, "by": self.by, "metric": self.metric, "changed": self.changed,
+            "survey": self.survey, "model": self.model, "by": self.by, "metric": self.metric, "level": self.level, "changed": self.changed,
             "excluded_runs": self.excluded_runs, "noise_source": self.noise_source,
             "noise_pairs": [list(p) for p in self.noise_pairs], "notes": self.notes,
             "snapshots": [{k: _plain(v) for k, v in row.items()} for row in self.snapshot_table.to_dict("records")],
@@ -333,12 +334,16 @@ def _snapshot_rates(snapshot: Snapshot, data: dict[str, RunData], n_boot: int, s
 
 
 def drift(store_path: str | Path, *, survey: str, model: str, by: str = "version", since: datetime | str | None = None,
-          job: str | None = None, metric: str = "auto", alpha: float = ALPHA, n_boot: int = DEFAULT_RESAMPLES,
-          seed: int = 0, latest_only: bool = False) -> DriftReport:
+          job: str | None = None, metric: str = "auto", level: str = "form", alpha: float = ALPHA, min_effect: float = 0.0,
+          n_boot: int = DEFAULT_RESAMPLES, seed: int = 0, latest_only: bool = False) -> DriftReport:
     """Compare the snapshots of `survey` on `model`: each with the one before and with the first (only the
     newest snapshot's two pairs with `latest_only`). `since` limits the compared snapshots to runs started
-    then or later; noise pairs come from every run with the same settings. Raises KeyError when the survey
-    or the model has no finished run."""
+    then or later; noise pairs come from every run with the same settings. `level`: form (the same prompts'
+    answers, default) or item (item marginals); `min_effect`: the smallest mean excess distance that counts
+    as a change (default 0: any change beyond noise). Raises KeyError when the survey or the model has no
+    finished run."""
+    if level not in LEVELS:
+        raise ValueError(f"unknown level {level!r}: use {' or '.join(LEVELS)}")
     store = Store(store_path)
     info = survey_info(store, survey)
     all_runs = model_runs(store, survey, model, job=job)
@@ -390,9 +395,10 @@ def drift(store_path: str | Path, *, survey: str, model: str, by: str = "version
             others, note = list(pairs_found), "this pair is the only noise pair: it is its own noise floor"
         elif len(others) < len(pairs_found):
             note = "this pair is a noise pair: left out of its own noise floor"
-        comparison = compare(data[a.run_id], data[b.run_id], n_options=n_options, metric=metric, values=values,
-                             noise_pairs=[(data[x], data[y]) for x, y in others], alpha=alpha, n_boot=n_boot, seed=seed)
+        comparison = compare(data[a.run_id], data[b.run_id], n_options=n_options, metric=metric, level=level, values=values,
+                             noise_pairs=[(data[x], data[y]) for x, y in others], alpha=alpha, min_effect=min_effect,
+                             n_boot=n_boot, seed=seed)
         reports.append(PairReport(a=a, b=b, relation=relation, comparison=comparison, noise_note=note))
-    return DriftReport(survey=survey, model=model, by=by, metric=metric, snapshots=snapshots, snapshot_table=snapshot_table,
+    return DriftReport(survey=survey, model=model, by=by, metric=metric, level=level, snapshots=snapshots, snapshot_table=snapshot_table,
                        pairs=reports, noise_pairs=pairs_found, noise_source=source if pairs_found else "none",
                        excluded_runs=excluded, notes=notes)

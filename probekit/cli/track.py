@@ -276,8 +276,9 @@ def _pct(value: Any) -> str:
 def render_drift(report: DriftReport, top: int) -> str:
     """The text report of `probekit drift`."""
     unit = "JSD, bits" if report.metric == "jsd" else "Wasserstein-1, scale units"
-    lines = [f"drift of survey {report.survey} on {report.model}: {len(report.snapshots)} snapshot(s) by {report.by}, "
-             f"distance = {unit}; noise floor from {len(report.noise_pairs)} pair(s) of repeated runs ({report.noise_source})"]
+    per = "per item: mean over its forms (same prompts)" if report.level == "form" else "per item: between item marginals"
+    lines = [f"drift of survey {report.survey} on {report.model}: {len(report.snapshots)} snapshot(s) by {report.by}; "
+             f"distance = {unit}, {per}; noise floor from {len(report.noise_pairs)} pair(s) of repeated runs ({report.noise_source})"]
     lines += [f"note: {note}" for note in report.notes]
     for row in report.snapshot_table.to_dict("records"):
         lines.append(f"  {row['snapshot']}  {row['started_at']:%Y-%m-%d %H:%M}  {row['version']}  runs {row['n_runs']}  "
@@ -296,10 +297,10 @@ def render_drift(report: DriftReport, top: int) -> str:
             items = pair.comparison.items
             shown = items[items["moved"]] if items["moved"].any() else items
             for row in shown.head(top).to_dict("records"):
-                marg_a = ", ".join(f"{x:.2f}" for x in row["marginal_a"])
-                marg_b = ", ".join(f"{x:.2f}" for x in row["marginal_b"])
+                marg_a = ", ".join(f"{x:.2f}" for x in row["marginal_a"]) if row["marginal_a"] is not None else "-"
+                marg_b = ", ".join(f"{x:.2f}" for x in row["marginal_b"]) if row["marginal_b"] is not None else "-"
                 lines.append(f"    moved: {row['item_id']}  distance {_fmt(row['distance'])} (noise {_fmt(row['noise'])})  "
-                             f"[{marg_a}] → [{marg_b}]  {row['test']} p={_fmt(row['p_value'], 3)} q={_fmt(row['q_value'], 3)}")
+                             f"marginal [{marg_a}] → [{marg_b}]  {row['test']} p={_fmt(row['p_value'], 3)} q={_fmt(row['q_value'], 3)}")
         for rate, label in (("refusal_rate", "refusals"), ("invalid_rate", "format failures")):
             if s[f"{rate}_changed"] or s[f"{rate}_a"] or s[f"{rate}_b"]:
                 lines.append(f"    {label}: {_pct(s[f'{rate}_a'])} → {_pct(s[f'{rate}_b'])} (difference {_ci(s, f'{rate}_diff')}"
@@ -331,6 +332,8 @@ def drift_command(
     by: Annotated[str, typer.Option("--by", help="Snapshot axis: version | fingerprint | run | day.")] = "version",
     job: Annotated[Optional[str], typer.Option("--job", help="Only the runs of this tracking job.")] = None,
     metric: Annotated[str, typer.Option("--metric", help="Distance: auto (W1 on ordinal Likert scales, else JSD) | jsd | w1.")] = "auto",
+    level: Annotated[str, typer.Option("--level", help="form: the same prompts' answers compared form by form (default); item: the item marginals (content preference only).")] = "form",
+    min_effect: Annotated[float, typer.Option("--min-effect", help="Smallest mean excess distance over noise that counts as a change (default 0: any change beyond noise).")] = 0.0,
     latest: Annotated[bool, typer.Option("--latest", help="Only the newest snapshot against the one before and the first.")] = False,
     alpha: Annotated[float, typer.Option("--alpha", help="False discovery rate of the per-item paired tests (Benjamini–Hochberg).")] = 0.05,
     top: Annotated[int, typer.Option("--top", help="Moved items listed per changed pair.")] = 5,
@@ -350,8 +353,8 @@ def drift_command(
     if format not in ("table", "json"):
         _fail(f"unknown format {format!r}: use table or json")
     try:
-        report = drift(store, survey=survey, model=model, by=by, since=_when(since, "--since"), job=job, metric=metric,
-                       alpha=alpha, n_boot=n_boot, seed=seed, latest_only=latest)
+        report = drift(store, survey=survey, model=model, by=by, since=_when(since, "--since"), job=job, metric=metric, level=level,
+                       alpha=alpha, min_effect=min_effect, n_boot=n_boot, seed=seed, latest_only=latest)
     except (KeyError, FileNotFoundError) as error:
         _fail(str(error.args[0] if error.args else error))
     except ValueError as error:

@@ -16,6 +16,13 @@ from probekit.analysis import drift as D
 from probekit.analysis.bootstrap import mean_ci
 
 
+def _scipy_jsd(p, q) -> float:
+    """JSD in bits by scipy (the square of its Jensen–Shannon distance). scipy returns NaN for identical
+    distributions (the square root of a rounding error below 0): that is 0."""
+    with np.errstate(invalid="ignore"):
+        return float(np.nan_to_num(jensenshannon(p, q, base=2)) ** 2)
+
+
 def _dist(k: int):
     return st.lists(st.floats(0.01, 1.0), min_size=k, max_size=k).map(lambda w: np.array(w) / sum(w))
 
@@ -144,7 +151,7 @@ def test_item_marginals_average_samples_then_forms_and_rates_count_refusals() ->
     assert rates.loc["q2", "answered"] == 0 and rates.loc["q2", "error"] == 1
 
 
-def _run(run_id: str, p0: dict[str, float], forms: int = 4, samples: int = 10, seed: int = 0) -> D.RunData:
+def _run(run_id: str, p0: dict[str, float], forms: int = 4, samples: int = 20, seed: int = 0) -> D.RunData:
     """Sample-mode answers: each item's option 0 chosen with probability p0[item]."""
     rng = np.random.default_rng(seed)
     rows = []
@@ -173,13 +180,57 @@ def test_compare_same_model_is_no_change_and_a_moved_model_changed_with_its_item
     top = list(changed.items["item_id"].head(3))
     assert set(top) == {"q03", "q04", "q09"}
     assert changed.items.set_index("item_id").loc[["q03", "q04", "q09"], "moved"].all()
-    assert changed.items.set_index("item_id").loc[["q03", "q04", "q09"], "significant"].sum() >= 2  # 40 pairs per item
-    # Survey-level numbers are the item means; the noise floor is the mean per-item noise distance.
-    distances = D.item_distances(v1a.marginals, v2.marginals)
+    assert changed.items.set_index("item_id").loc[["q03", "q04", "q09"], "significant"].sum() >= 2  # 80 pairs per item
+    # 80 answers per item. Survey-level numbers are the item means; the noise floor is the mean per-item noise distance. Form
+    # level (default): per item, the mean over its forms of the JSD between the same form in both runs.
+    def by_hand(x: D.RunData, y: D.RunData) -> pd.Series:
+        per_form = pd.DataFrame([(x.forms[t][0], _scipy_jsd(x.forms[t][1], y.forms[t][1])) for t in x.forms],
+                                columns=["item", "d"])
+        return per_form.groupby("item")["d"].mean()
+
+    distances, noise_d = by_hand(v1a, v2), by_hand(*noise[0])
+    assert changed.summary["level"] == "form"
     assert changed.summary["distance"] == pytest.approx(distances.mean())
-    noise_d = D.item_distances(noise[0][0].marginals, noise[0][1].marginals)
     assert changed.summary["noise_floor"] == pytest.approx(noise_d.mean())
     assert changed.summary["excess"] == pytest.approx((distances - noise_d).mean())
+    # Item level: the distance between the item marginals.
+    item_level = D.compare(v1a, v2, n_options=N_OPTIONS, noise_pairs=noise, level="item", n_boot=500)
+    marginal_d = pd.Series({i: _scipy_jsd(v1a.marginals[i], v2.marginals[i]) for i in ITEMS})
+    assert item_level.summary["distance"] == pytest.approx(marginal_d.mean())
+    assert item_level.summary["verdict"] == "changed"
+
+
+def test_a_position_bias_change_moves_forms_but_not_item_marginals() -> None:
+    # Two orders per item. P(option 0) ∝ content × (first_shown if option 0 is shown first, else 1 − first_shown).
+    # v1: no position preference; v2: 0.9 for whatever is shown first. Same content preference (0.5), so the
+    # item marginals (mean over both orders) are (0.5, 0.5) in both; each form moves from 0.5 to 0.9 / 0.1.
+    def run(run_id: str, first_shown: float, content: float) -> D.RunData:
+        rows = []
+        for i in range(6):
+            # order (0, 1): option 0 shown first; order (1, 0): option 1 shown first
+            rows.append((f"q{i}", f"q{i}-01", 0, "ok", 0, [content * first_shown / (content * first_shown + (1 - content) * (1 - first_shown)),
+                                                           1 - content * first_shown / (content * first_shown + (1 - content) * (1 - first_shown))]))
+            rows.append((f"q{i}", f"q{i}-10", 0, "ok", 1, [content * (1 - first_shown) / (content * (1 - first_shown) + (1 - content) * first_shown),
+                                                           1 - content * (1 - first_shown) / (content * (1 - first_shown) + (1 - content) * first_shown)]))
+        return D.prepare(run_id, _responses(rows))
+
+    v1, v2 = run("a", 0.5, 0.5), run("b", 0.9, 0.5)  # same content preference, v2 now strongly position-biased
+    n_opts = {f"q{i}": 2 for i in range(6)}
+    noise = [(run("n1", 0.5, 0.5), run("n2", 0.5, 0.5))]
+    assert D.compare(v1, v2, n_options=n_opts, noise_pairs=noise, level="item", n_boot=200).summary["verdict"] == "no change beyond noise"
+    form = D.compare(v1, v2, n_options=n_opts, noise_pairs=noise, level="form", n_boot=200)
+    assert form.summary["verdict"] == "changed"
+    assert form.summary["distance"] == pytest.approx(_scipy_jsd([0.5, 0.5], [0.9, 0.1]))
+
+
+def test_min_effect_raises_the_bar() -> None:
+    v1a = _run("a", ITEMS, seed=1)
+    noise = [(_run("n1", ITEMS, seed=3), _run("n2", ITEMS, seed=4))]
+    v2 = _run("c", dict(ITEMS, q03=0.98, q04=0.02, q09=0.99), seed=5)
+    result = D.compare(v1a, v2, n_options=N_OPTIONS, noise_pairs=noise, n_boot=300)
+    assert result.summary["changed"]
+    strict = D.compare(v1a, v2, n_options=N_OPTIONS, noise_pairs=noise, min_effect=result.summary["excess_ci_low"] + 0.01, n_boot=300)
+    assert not strict.summary["changed"] and strict.summary["n_moved"] <= result.summary["n_moved"]
 
 
 def test_compare_without_noise_floor_uses_the_paired_tests() -> None:

@@ -26,7 +26,7 @@ SURVEY, MODEL = "moralchoice_starter", "fake:x"
 @pytest.fixture(scope="module")
 def tracked(tmp_path_factory: pytest.TempPathFactory) -> Path:
     store = tmp_path_factory.mktemp("drift") / "store.duckdb"
-    options = JobOptions(limit=8, mode="sample", samples=8, temperature=1.0, orders="identity")
+    options = JobOptions(limit=8, mode="sample", samples=16, temperature=1.0, orders="identity")
 
     def version(model: str, label: str, now: datetime) -> None:
         add_job(Store(store), new_job("mc", [STARTER], [model], "1d", options=options, model_label=label, now=T0), replace=True)
