@@ -165,6 +165,25 @@ def track_remove(
     typer.echo(f"removed job {name} ({slots} slot row(s)); its runs are kept")
 
 
+@track_app.command("label")
+def track_label(
+    run_id: Annotated[str, typer.Argument(help="Run id (see `probekit runs`).")],
+    label: Annotated[str, typer.Argument(help="Your name for the model version that answered this run ('' clears it).")],
+    models: Annotated[Optional[list[str]], typer.Option("--models", "-m", help="Only these models of the run (default: all).")] = None,
+    store: StoreOption = DEFAULT_STORE,
+) -> None:
+    """Label the model version of a stored run (runs made without a job, or labelled wrongly); drift and
+    snapshots group by it."""
+    from probekit.store.store import Store
+    from probekit.tracking.jobs import label_run
+
+    try:
+        done = label_run(Store(store), run_id, label or None, _split(models) or None)
+    except KeyError as error:
+        _fail(str(error.args[0]))
+    typer.echo(f"run {run_id}: {', '.join(done)} labelled {label!r}" if label else f"run {run_id}: label cleared for {', '.join(done)}")
+
+
 @track_app.command("history")
 def track_history(
     name: Annotated[Optional[str], typer.Argument(help="Job name (default: all jobs).")] = None,

@@ -192,3 +192,21 @@ def slot_history(store: Store, job: str | None = None) -> pd.DataFrame:
     if job is None:
         return store.query("SELECT * FROM track_slots ORDER BY slot_at DESC, job, kind")
     return store.query("SELECT * FROM track_slots WHERE job = ? ORDER BY slot_at DESC, kind", [job])
+
+
+def label_run(store: Store, run_id: str, label: str | None, models: list[str] | None = None) -> list[str]:
+    """Set (or, with None, clear) the user's version label of a stored run's models — for runs made
+    without a tracking job, or labelled wrongly. Returns the models labelled; KeyError for an unknown run
+    or model."""
+    with store.transaction() as con:
+        stored = [row[0] for row in con.execute("SELECT model FROM models WHERE run_id = ? ORDER BY model", [run_id]).fetchall()]
+        if not stored:
+            raise KeyError(f"no run {run_id!r} with models in {store.path}; `probekit runs` lists them")
+        unknown = sorted(set(models or []) - set(stored))
+        if unknown:
+            raise KeyError(f"run {run_id} has no model {', '.join(unknown)} (it has {', '.join(stored)})")
+        chosen = [m for m in stored if not models or m in models]
+        for model in chosen:
+            con.execute("UPDATE models SET details = json_merge_patch(coalesce(details, CAST('{}' AS JSON)), ?) WHERE run_id = ? AND model = ?",
+                        [json.dumps({"model_label": label}), run_id, model])
+    return chosen

@@ -73,3 +73,22 @@ def test_run_due_history_and_exit_codes(store_path: Path) -> None:
                    "--store", str(store_path)).exit_code == 0
     failed = _invoke("track", "run-due", "--job", "broken", "--store", str(store_path))
     assert failed.exit_code == 1 and "failed" in failed.output
+
+
+def test_label_an_untracked_run_and_drift_groups_by_it(store_path: Path) -> None:
+    import probekit
+
+    first = probekit.run([STARTER], models=["fake:a"], limit=2, store=store_path)
+    second = probekit.run([STARTER], models=["fake:a"], limit=2, store=store_path, new_run=True)
+    labelled = _invoke("track", "label", second.run_id, "after-update", "--store", str(store_path))
+    assert labelled.exit_code == 0 and "fake:a labelled 'after-update'" in labelled.output
+    versions = Store(store_path).query("SELECT run_id, coalesce(model_label, '-') FROM model_versions ORDER BY started_at")
+    assert versions.values.tolist() == [[first.run_id, "-"], [second.run_id, "after-update"]]
+    from probekit.analysis.snapshots import drift
+
+    report = drift(store_path, survey="moralchoice_starter", model="fake:a", n_boot=100)
+    assert [len(s.run_ids) for s in report.snapshots] == [1, 1] and "after-update" in report.snapshots[1].version
+    assert _invoke("track", "label", second.run_id, "", "--store", str(store_path)).exit_code == 0
+    assert Store(store_path).query("SELECT count(DISTINCT coalesce(model_label, '-')) AS n FROM model_versions")["n"][0] == 1
+    assert _invoke("track", "label", "nope", "x", "--store", str(store_path)).exit_code == 1
+    assert _invoke("track", "label", second.run_id, "x", "--models", "fake:zzz", "--store", str(store_path)).exit_code == 1
