@@ -26,6 +26,7 @@ import duckdb
 import pandas as pd
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
 
+from probekit.processes import pid_alive
 from probekit.store.migrations import MIGRATIONS
 from probekit.store.rows import RESULT_COLUMNS, ResultRow
 
@@ -86,15 +87,7 @@ def _owner_alive(host: str | None, pid: int | None, heartbeat: datetime | None, 
     if pid is None or heartbeat is None:
         return False  # stored before runs had owners
     if host == os.uname().nodename:
-        if pid == os.getpid():
-            return False
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return pid != os.getpid() and pid_alive(pid)
     age = (_now() - heartbeat).total_seconds()
     return age < stale_seconds
 

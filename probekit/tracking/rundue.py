@@ -40,6 +40,7 @@ from typing import Any
 
 from ulid import ULID
 
+from probekit.processes import pid_alive
 from probekit.store.recorder import StoreRecorder
 from probekit.store.store import Store
 from probekit.tracking.jobs import Job, list_jobs
@@ -55,23 +56,6 @@ Runner = Callable[[Job, "SlotRun"], Any]
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this id exists on this host (and is not a zombie)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 @dataclass(frozen=True)
