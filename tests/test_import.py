@@ -188,8 +188,8 @@ def test_pobs_direct_and_reflection_files(tmp_path: Path) -> None:
     store = tmp_path / "s.duckdb"
     refused = cli(str(direct), "--store", str(store), "--survey", str(POBS))
     assert refused.returncode == 1
-    # indent=2 puts the fourth object's "id" on line 21.
-    assert f"{direct.name}:21: selected 'Z' is not one of the labels" in refused.stderr
+    # indent=2 puts the fourth object's "id" on line 21 and its "selected" (the line reported) on 22.
+    assert f"{direct.name}:22: selected 'Z' is not one of the labels" in refused.stderr
     no_survey = cli(str(direct), "--store", str(store))
     assert no_survey.returncode == 2 and "--survey" in no_survey.stderr
     done = cli(str(direct), "--store", str(store), "--survey", str(POBS), "--skip-bad")

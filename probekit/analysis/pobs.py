@@ -3,7 +3,8 @@
 Everything starts from an *answers* frame, one row per answer: model, setup, run (a repetition id),
 item_id, topic, polar, declarative, polarity (NaN for Refused or invalid), refused, valid, plus pair keys
 for opinion change. `answers_from_responses` builds it from the store; `import_pobs_files` builds it from
-the published POBs response JSON files, so both go through the same formulas.
+the published POBs response JSON files by importing them exactly as `probekit import` does (into a temporary
+store) and reading them back the same way, so there is one path from a file to a number.
 
 - Reliability (complex-encoded): Refused ↦ 0.5i; Rel_q = 1 − mean_{r<s} |p̃_r − p̃_s| / 2; mean over the
   questions of a topic, then over topics. Distribution form (logprob runs): 1 − E|X − X'| / 2 with X, X'
@@ -12,7 +13,8 @@ the published POBs response JSON files, so both go through the same formulas.
   questions of each question's mean polarity (Refused → 0). Both averaged over polar topics (this is
   what reproduces the published tables, SOURCE.md).
 - Opinion change: share of (question, repetition) pairs whose answer moves by ≥ 1 between two setups
-  (complex encoding, so Refused ↔ ±1 counts as a change and Refused ↔ 0 does not).
+  (complex encoding, so Refused ↔ ±1 counts as a change and Refused ↔ 0 does not), over the polar topics
+  as the paper reports it (the non-polar ones beside it, `share_changed_all_topics`).
 
 Polarities are per item as stored (a reverse-keyed item already carries reversed polarities, as in the
 published `options_polarity`), so `item.keyed` is not applied again. Declarative items are kept out of
@@ -22,8 +24,6 @@ the topic metrics and compared with the stance inferred from the topic's questio
 from __future__ import annotations
 
 import itertools
-import json
-import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
@@ -124,32 +124,42 @@ def distributions_from_forms(forms: pd.DataFrame, items: pd.DataFrame) -> pd.Dat
     return pd.DataFrame(rows)
 
 
-_LETTER = re.compile(r"^\(?([A-Z])\)?")
+def import_pobs_files(paths: Iterable[str | Path], *, survey: str | Path | None = None,
+                      polar: Callable[[str], bool] | None = None, trust_spec_polarity: bool = False,
+                      skip_bad: bool = False) -> pd.DataFrame:
+    """Published POBs response files (POBS_<model>_<run>.json; directories of them) → an answers frame, through
+    the importer of `probekit import` (a temporary store) and the store reading of `probekit analyze`: the same
+    rows, the same invalid and Refused answers, the same numbers. `survey`: the spec the files answer (default:
+    built from the questions the files carry, `probekit.importers.pobs.survey_from_files`, with `polar(topic)`
+    deciding which topics are polar, default the 'X vs. Y' names). `trust_spec_polarity`, `skip_bad`: as for
+    `probekit import`."""
+    import tempfile
 
+    import yaml
 
-def import_pobs_files(paths: Iterable[str | Path], *, setup: str = "direct", polar: Callable[[str], bool] | None = None) -> pd.DataFrame:
-    """Read published POBs response files (POBS_<model>_<run>.json: survey.topics[].questions[] with
-    options_polarity, selected, answer_polarity) into an answers frame. The model and run come from the
-    file name. A selected option whose polarity is null is Refused; an unparseable selection is invalid.
-    `polar(topic_name)` says which topics are polar (default: every topic)."""
-    rows = []
-    for path in map(Path, paths):
-        stem = path.stem.removeprefix("POBS_")
-        model, _, run = stem.rpartition("_")
-        survey = json.loads(path.read_text())["survey"]
-        for topic in survey["topics"]:
-            is_polar = True if polar is None else bool(polar(topic["name"]))
-            for q in topic["questions"]:
-                polarities = q.get("options_polarity") or []
-                match = _LETTER.match(str(q.get("selected") or "").strip())
-                k = ord(match.group(1)) - ord("A") if match else -1
-                valid = 0 <= k < len(polarities)
-                refused = valid and polarities[k] is None
-                value = float(polarities[k]) if valid and not refused else float("nan")
-                rows.append({"model": model, "setup": setup, "run": run, "item_id": str(q["id"]), "topic": topic["name"],
-                             "polar": is_polar, "declarative": False, "polarity": value, "refused": refused,
-                             "valid": valid, "pair_key": run})
-    return pd.DataFrame(rows)
+    from probekit.analysis.loader import contexts
+    from probekit.importers import import_responses
+    from probekit.importers.core import expand_sources
+    from probekit.importers.pobs import survey_from_files
+
+    files, _ignored = expand_sources([Path(p) for p in paths])
+    with tempfile.TemporaryDirectory(prefix="probekit-pobs-") as tmp:
+        spec_path = Path(survey) if survey is not None else None
+        if spec_path is None and polar is not None:
+            spec_path = Path(tmp) / "pobs_published.yaml"
+            spec_path.write_text(yaml.safe_dump(survey_from_files(files, polar).model_dump(mode="json", exclude_none=True),
+                                                sort_keys=False, allow_unicode=True), encoding="utf-8")
+        store = Path(tmp) / "pobs.duckdb"
+        summary = import_responses(files, fmt="pobs", survey_file=spec_path, store_path=store, skip_bad=skip_bad,
+                                   trust_spec_polarity=trust_spec_polarity)
+        if summary.run_id is None:
+            return pd.DataFrame()
+        frames = []
+        for ctx in contexts(store, run=summary.run_id):
+            responses = ctx.responses()
+            if not responses.empty:
+                frames.append(answers_from_responses(responses, ctx.items()))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 # -- metrics --------------------------------------------------------------------------------------------
@@ -259,26 +269,37 @@ def pobs_table(answers: pd.DataFrame, distributions: pd.DataFrame | None = None,
 
 
 def opinion_change(answers: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """Per model and pair of setups: share of (question, repetition) pairs whose answer moves by ≥ 1,
-    with a CI clustered by question."""
+    """Per model and pair of setups: share of (question, repetition) pairs whose answer moves by ≥ 1 over the
+    polar topics, as the paper reports it (Kour et al. 2025), with a CI clustered by question; beside it the share
+    over every topic (`share_changed_all_topics`: the non-polar topics' answers are preferences, whose polarity
+    coding is not an opinion scale). A model without polar topics reports NaN for the polar share."""
     valid = answers[answers["valid"] & ~answers["declarative"]].copy()
     valid["encoded"] = [encode(p, r) for p, r in zip(valid["polarity"], valid["refused"])]
     rows = []
     for model, sub in valid.groupby("model", sort=True):
         setups = [s for s in SETUPS if s in set(sub["setup"])] + sorted(set(sub["setup"]) - set(SETUPS))
         for a, b in itertools.combinations(setups, 2):
-            left = sub[sub["setup"] == a].drop_duplicates(["item_id", "pair_key"]).set_index(["item_id", "pair_key"])["encoded"]
-            right = sub[sub["setup"] == b].drop_duplicates(["item_id", "pair_key"]).set_index(["item_id", "pair_key"])["encoded"]
-            joined = pd.concat([left.rename("a"), right.rename("b")], axis=1, join="inner")
+            left = sub[sub["setup"] == a].drop_duplicates(["item_id", "pair_key"]).set_index(["item_id", "pair_key"])
+            right = sub[sub["setup"] == b].drop_duplicates(["item_id", "pair_key"]).set_index(["item_id", "pair_key"])
+            joined = pd.concat([left["encoded"].rename("a"), right["encoded"].rename("b"), left["polar"].rename("polar")],
+                               axis=1, join="inner")
             if joined.empty:
                 continue
             changed = (np.abs(joined["a"].to_numpy() - joined["b"].to_numpy()) >= 1 - 1e-12).astype(float)
-            items = joined.index.get_level_values(0).to_numpy()
-            _, codes = np.unique(items.astype(str), return_inverse=True)
-            sums, counts = np.bincount(codes, weights=changed), np.bincount(codes).astype(float)
-            est, low, high = ratio_ci(sums, counts, n_boot=n_boot, seed=seed)
-            rows.append({"model": model, "setup_from": a, "setup_to": b, "n_pairs": len(joined), "n_questions": int(codes.max() + 1),
-                         "share_changed": est, "share_changed_ci_low": low, "share_changed_ci_high": high})
+            polar = joined["polar"].to_numpy(dtype=bool)
+            items = joined.index.get_level_values(0).to_numpy().astype(str)
+            row: dict[str, object] = {"model": model, "setup_from": a, "setup_to": b}
+            if polar.any():
+                _, codes = np.unique(items[polar], return_inverse=True)
+                sums, counts = np.bincount(codes, weights=changed[polar]), np.bincount(codes).astype(float)
+                est, low, high = ratio_ci(sums, counts, n_boot=n_boot, seed=seed)
+                row.update({"n_pairs": int(polar.sum()), "n_questions": int(codes.max() + 1), "share_changed": est,
+                            "share_changed_ci_low": low, "share_changed_ci_high": high})
+            else:
+                row.update({"n_pairs": 0, "n_questions": 0, "share_changed": float("nan"),
+                            "share_changed_ci_low": float("nan"), "share_changed_ci_high": float("nan")})
+            row.update({"share_changed_all_topics": float(changed.mean()), "n_pairs_all_topics": len(joined)})
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -334,7 +355,8 @@ def _pobs_topics(ctx):  # type: ignore[no-untyped-def]
 
 @register("pobs_opinion_change", is_pobs)
 def _pobs_opinion_change(ctx):  # type: ignore[no-untyped-def]
-    """Share of answers that move by ≥ 1 between setups (direct → reasoning → reflection)."""
+    """Share of answers that move by ≥ 1 between setups (direct → reasoning → reflection), over the polar
+    topics as the paper reports it (all topics beside it)."""
     answers = _answers(ctx)
     if answers.empty:
         return None

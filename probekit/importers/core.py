@@ -1,13 +1,17 @@
 """Match imported responses to a survey's trials and store them as one run, like probekit's own results.
 
-All-or-nothing: every bad row is reported with its line; unless `skip_bad` is set nothing is written.
+All-or-nothing: every bad row is reported with its line; unless `skip_bad` is set nothing is written. One call
+imports any number of files and directories (a directory: every .jsonl, .json and .csv file below it) as one
+run. Re-importing is a no-op by content: a row whose answer an earlier import already stored (same trial, model
+and sample) is not stored again, whatever the file looks like; the same key with another answer is a bad row.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +50,49 @@ class ImportSummary:
     models: list[str] = field(default_factory=list)
     surveys: list[str] = field(default_factory=list)
     already: bool = False
-    """True when the same file was imported before (its run id is returned, nothing is written)."""
+    """True when every row was imported before (the earlier run id is returned, nothing is written)."""
+    files: int = 1
+    """Files read."""
+    already_stored: int = 0
+    """Rows an earlier import had stored with the same answer (not stored again)."""
+    repeated: int = 0
+    """Rows given twice in this import (overlapping files) with the same answer: stored once."""
+    polarity_overridden: int = 0
+    """POBs answers whose recorded polarity differs from the survey's, imported with the survey's polarity
+    (`trust_spec_polarity`)."""
+    ignored_files: list[str] = field(default_factory=list)
+    """Files in the directories given whose extension is no import format (README.md ...)."""
+
+
+IMPORT_SUFFIXES = (".jsonl", ".json", ".csv")
+SURVEY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+def expand_sources(paths: str | Path | Sequence[str | Path]) -> tuple[list[Path], list[str]]:
+    """The files to import from the paths given, in order: a file as is, a directory as every .jsonl/.json/.csv
+    file below it (sorted, hidden ones skipped). Returns (files, ignored files of the directories). Raises
+    ImportRefused for a missing path, a device, or a directory without such files."""
+    items = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    if not items:
+        raise ImportRefused("no file given: name one or more files or directories to import")
+    files: list[Path] = []
+    ignored: list[str] = []
+    for item in map(Path, items):
+        if item.is_dir():
+            below = sorted(p for p in item.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(item).parts))
+            chosen = [p for p in below if p.suffix.lower() in IMPORT_SUFFIXES]
+            ignored.extend(str(p) for p in below if p.suffix.lower() not in IMPORT_SUFFIXES)
+            if not chosen:
+                raise ImportRefused(f"{item}: a directory with no {', '.join(IMPORT_SUFFIXES)} files to import")
+            files.extend(chosen)
+        elif not item.exists():
+            raise ImportRefused(f"{item}: file not found")
+        elif not item.is_file():
+            raise ImportRefused(f"{item}: not a regular file (a device, pipe or socket)")
+        else:
+            files.append(item)
+    unique = list(dict.fromkeys(p.resolve() for p in files))
+    return [next(p for p in files if p.resolve() == u) for u in unique], ignored
 
 
 def detect_format(path: Path) -> str:
@@ -86,7 +132,18 @@ def _surveys(parsed: Parsed, fmt: str, survey_file: Path | None, store: Store) -
     wanted = {r.survey for r in parsed.responses}
     found: dict[str | None, tuple[Survey, str | None]] = {}
     for survey_id in wanted:
+        if survey_id is not None and not SURVEY_ID.fullmatch(survey_id):
+            continue  # not an id (a path?): reported per row, never looked up as a file
         if survey_id is None:
+            if given is None and "pobs" in fmt.split(","):
+                # the published POBs files carry their questions, options and polarities: the survey is built from them
+                from probekit.importers.pobs import survey_from_files
+
+                try:
+                    found[None] = (survey_from_files(sorted({Path(r.source) for r in parsed.responses if r.source})), None)
+                except ValueError as error:
+                    raise ImportRefused(f"these rows name no survey and {error}") from None
+                continue
             if given is None:
                 raise ImportRefused("these rows name no survey: pass --survey FILE (a spec whose item ids are the source's ids)")
             found[None] = (given, str(survey_file))
@@ -162,7 +219,10 @@ class _TrialIndex:
 
     def _filter(self, trials: list[Trial], key: str, value: Any) -> list[Trial] | str:
         if key == "template":
-            return [t for t in trials if t.template_id == value]
+            chosen = [t for t in trials if t.template_id == value]
+            if not chosen and value not in self.templates:
+                return f"template {value!r} is not a template of survey {self.survey.id!r}: use one of {', '.join(self.templates)}"
+            return chosen
         if key == "paraphrase":
             wanted = value if isinstance(value, str) else f"p{value}"
             return [t for t in trials if t.paraphrase_id == wanted]
@@ -179,6 +239,16 @@ class _TrialIndex:
             return self._setup(trials, value)
         name = key.removeprefix("factor_")
         if name in self.survey.factors:
+            levels = list(self.survey.factors[name])
+            source_ids = self.survey.meta.get(f"{name}_source_ids")
+            if value not in levels and isinstance(source_ids, dict):
+                # the source's own ids of the levels (PCT forcing: jail-01 ... jail-05), as in the published data
+                value = next((level for level, source in source_ids.items() if source == value), value)
+            if value not in levels:
+                known = ", ".join(map(str, levels))
+                if isinstance(source_ids, dict) and source_ids:
+                    known += " (or the source's ids " + ", ".join(str(source_ids[k]) for k in levels if k in source_ids) + ")"
+                return f"{name}={value!r} is not a level of factor {name!r}: use one of {known}"
             return [t for t in trials if t.factors.get(name) == value]
         return f"unknown form key {key!r}; use template, paraphrase, order, reasoning, setup or a factor ({', '.join(self.survey.factors) or 'none'})"
 
@@ -196,13 +266,17 @@ class _TrialIndex:
         return [t for t in trials if not is_reflection(t) and t.reasoning == value]
 
 
-def _answer(response: Response, trial: Trial, survey: Survey) -> dict[str, Any] | str:
-    """The stored answer fields of a row, or why it cannot be stored."""
+def _answer(response: Response, trial: Trial, survey: Survey, trust_spec_polarity: bool = False,
+            overridden: list[int] | None = None) -> dict[str, Any] | str:
+    """The stored answer fields of a row, or why it cannot be stored. With `trust_spec_polarity` an answer whose
+    recorded polarity differs from the chosen option's is stored with the option (its polarity is the survey's)
+    and counted in `overridden`."""
     n = trial.n_options
+    field_name = response.answer_key or "selected"
     if response.label is not None:
         matches = [k for k, label in enumerate(trial.labels) if label.lower() == response.label.lower()]
         if len(matches) != 1:
-            return f"selected {response.label!r} is not one of the labels {list(trial.labels)}"
+            return f"{field_name} {response.label!r} is not one of the labels {list(trial.labels)}"
         response.choice = trial.order[matches[0]]
     if response.choice is not None:
         if response.choice >= n:
@@ -210,8 +284,15 @@ def _answer(response: Response, trial: Trial, survey: Survey) -> dict[str, Any] 
         if response.check_polarity is not None:
             option = item_options(survey, next(i for i in survey.items if i.id == trial.item_id))[response.choice]
             if option.polarity is not None and abs(option.polarity - response.check_polarity) > 1e-6:
-                return (f"answer polarity {response.check_polarity} disagrees with option {response.choice} "
-                        f"({option.text!r}, polarity {option.polarity}): is --survey the spec these answers came from?")
+                if trust_spec_polarity:
+                    if overridden is not None:
+                        overridden.append(response.line)
+                else:
+                    shown = response.label if response.label is not None else f"option {response.choice}"
+                    polarity_key = "reconsidered_polarity" if field_name == "reconsidered_selection" else "answer_polarity"
+                    return (f"{polarity_key} {response.check_polarity:g} disagrees with {field_name} {shown} "
+                            f"({option.text!r}, polarity {option.polarity:g} in the survey): is --survey the spec these "
+                            "answers came from? (--trust-spec-polarity imports them with the survey's polarity)")
         return {"status": "ok", "mode": "sample", "choice": response.choice,
                 "distribution": [1.0 if k == response.choice else 0.0 for k in range(n)]}
     if response.distribution is not None:
@@ -224,7 +305,7 @@ def _answer(response: Response, trial: Trial, survey: Survey) -> dict[str, Any] 
 
 
 def import_responses(
-    path: str | Path,
+    path: str | Path | Sequence[str | Path],
     *,
     fmt: str | None = None,
     survey_file: str | Path | None = None,
@@ -232,93 +313,218 @@ def import_responses(
     store_path: str | Path = Path("outputs/probekit.duckdb"),
     model: str | None = None,
     on_problem: Callable[[RowProblem], None] | None = None,
+    trust_spec_polarity: bool = False,
+    new_run: bool = False,
 ) -> ImportSummary:
-    """Import a file of responses into the store as one run. Raises BadRows (nothing written) when a row is
-    bad and `skip_bad` is False, ImportRefused when the import cannot start."""
+    """Import files (and directories of files) of responses into the store as one run. Raises BadRows (nothing
+    written) when a row is bad and `skip_bad` is False, ImportRefused when the import cannot start.
+
+    `trust_spec_polarity`: POBs answers whose recorded polarity differs from the survey's option are imported
+    with the survey's polarity (the published files code non-polar answers differently from file to file).
+    `new_run`: store every row as a new run even if an earlier import stored the same answers."""
+    from probekit.importers.judgments import FORMATS as JUDGE_FORMATS, import_judge_file, sniff_format
+
+    sources, ignored = expand_sources(path)
+
+    def sniff(source: Path) -> str | None:
+        try:
+            return sniff_format(source)
+        except ValueError:  # not UTF-8 text: the format's own reader reports it line by line
+            return None
+
+    formats = {source: fmt or sniff(source) or detect_format(source) for source in sources}
+    judged = [s for s, f in formats.items() if f in JUDGE_FORMATS]
+    if judged:  # pairwise judgments, or the free answers judges compare
+        if len(sources) > 1:
+            raise ImportRefused(f"{judged[0]} holds judge data ({formats[judged[0]]}): import judge files one at a time")
+        return import_judge_file(sources[0], formats[sources[0]], store_path=store_path, survey_file=survey_file,
+                                 skip_bad=skip_bad, models=[model] if model else None, on_problem=on_problem)
+    store = Store(store_path)
+    store.check_writable()
+    parsed = Parsed()
+    for source in sources:
+        one = _parse(source, formats[source], model)
+        for response in one.responses:
+            response.source = str(source)
+        parsed.responses.extend(one.responses)
+        parsed.problems.extend(one.problems)
+    summary = _match_and_store(parsed, sources, formats, survey_file, store, skip_bad=skip_bad, on_problem=on_problem,
+                               trust_spec_polarity=trust_spec_polarity, new_run=new_run)
+    summary.ignored_files = ignored
+    return summary
+
+
+def _match_and_store(parsed: Parsed, sources: list[Path], formats: dict[Path, str], survey_file: str | Path | None,
+                     store: Store, *, skip_bad: bool, on_problem: Callable[[RowProblem], None] | None,
+                     trust_spec_polarity: bool, new_run: bool) -> ImportSummary:
     from ulid import ULID
 
     from probekit.provenance import package_versions, survey_hash
 
-    source = Path(path)
-    if not source.exists():
-        raise ImportRefused(f"{source}: file not found")
-    from probekit.importers.judgments import FORMATS as JUDGE_FORMATS, import_judge_file, sniff_format
-
-    fmt = fmt or sniff_format(source) or detect_format(source)
-    if fmt in JUDGE_FORMATS:  # pairwise judgments, or the free answers judges compare
-        return import_judge_file(source, fmt, store_path=store_path, survey_file=survey_file, skip_bad=skip_bad,
-                                 models=[model] if model else None, on_problem=on_problem)
-    store = Store(store_path)
-    store.check_writable()
-    parsed = _parse(source, fmt, model)
     problems = list(parsed.problems)
-    surveys = _surveys(parsed, fmt, Path(survey_file) if survey_file else None, store)
+    surveys = _surveys(parsed, ",".join(sorted(set(formats.values()))), Path(survey_file) if survey_file else None, store)
     indexes = {key: _TrialIndex(survey) for key, (survey, _p) in surveys.items()}
     rows: list[ResultRow] = []
+    lines: list[tuple[str, int]] = []
     used: dict[str | None, dict[str, Trial]] = {}
-    seen: dict[tuple[str, str, int], int] = {}
+    seen: dict[tuple[str, str, int], tuple[str, int, tuple[Any, ...]]] = {}
+    repeated = 0
+    overridden: list[int] = []
     for response in parsed.responses:
+        where = response.source or str(sources[0])
         index = indexes.get(response.survey)
         if index is None:
-            problems.append(RowProblem(str(source), response.line,
-                                       f"survey {response.survey!r} is not in the store, not bundled in surveys/, and not given with --survey"))
+            if response.survey is not None and not SURVEY_ID.fullmatch(response.survey):
+                message = f"survey {response.survey[:60]!r} is not a survey id (letters, digits, _ . -; no path)"
+            else:
+                message = f"survey {response.survey!r} is not in the store, not bundled in surveys/, and not given with --survey"
+            problems.append(RowProblem(where, response.line, message))
             continue
         trial = index.match(response)
         if isinstance(trial, str):
-            problems.append(RowProblem(str(source), response.line, trial))
+            problems.append(RowProblem(where, response.line, trial, kind=_kind(trial)))
             continue
-        answer = _answer(response, trial, index.survey)
+        answer = _answer(response, trial, index.survey, trust_spec_polarity, overridden)
         if isinstance(answer, str):
-            problems.append(RowProblem(str(source), response.line, answer))
+            problems.append(RowProblem(where, response.line, answer, kind=_kind(answer)))
             continue
         key = (trial.trial_id, response.model, response.sample)
+        same = _answer_of(answer["status"], answer.get("choice"), answer.get("distribution"))
         if key in seen:
-            problems.append(RowProblem(str(source), response.line,
-                                       f"duplicate of line {seen[key]} (same item, form, model and sample)"))
+            first = seen[key]
+            if first[2] == same:  # the same row twice (overlapping files): stored once
+                repeated += 1
+                continue
+            at = f"line {first[1]}" if first[0] == where else f"{first[0]}:{first[1]}"
+            problems.append(RowProblem(where, response.line, f"duplicate of {at} (same item, form, model and sample) "
+                                       "with another answer", kind="two answers for the same item, form, model and sample"))
             continue
-        seen[key] = response.line
+        seen[key] = (where, response.line, same)
         used.setdefault(response.survey, {})[trial.trial_id] = trial
         rows.append(ResultRow(trial_id=trial.trial_id, model=response.model, sample_index=response.sample,
                               raw_text=response.raw_text, attempts=0, **answer))
-    problems.sort(key=lambda p: p.line)
+        lines.append((where, response.line))
+    stored_before, conflicts = ({}, {}) if new_run else _stored_imports(store, rows)
+    for row, (where, line) in zip(rows, lines):
+        previous = conflicts.get(_row_key(row))
+        if previous:
+            problems.append(RowProblem(where, line, f"run {previous} (an earlier import) stored another answer for this "
+                                       "item, form, model and sample; import it as a separate run with --new-run",
+                                       kind="another answer already imported for the same key"))
+    order = {str(source): k for k, source in enumerate(sources)}
+    problems.sort(key=lambda p: (order.get(p.path, len(order)), p.line))
     if problems and not skip_bad:
         raise BadRows(problems)
     if on_problem:
         for problem in problems:
             on_problem(problem)
+    conflicted = {_row_key(row) for row in rows if _row_key(row) in conflicts}
+    fresh = [row for row in rows if _row_key(row) not in stored_before and _row_key(row) not in conflicted]
     digests = {key: survey_hash(survey) for key, (survey, _p) in surveys.items()}
-    file_sha = hashlib.sha256(source.read_bytes()).hexdigest()
-    models = sorted({r.model for r in rows})
+    models = sorted({r.model for r in fresh})
+    summary = ImportSummary(run_id=None, imported=len(fresh), skipped=problems, models=models,
+                            surveys=sorted({surveys[k][0].id for k in used}), files=len(sources),
+                            already_stored=len(rows) - len(fresh) - len(conflicted), repeated=repeated,
+                            polarity_overridden=len(overridden))
+    if not fresh:
+        if stored_before:
+            summary.run_id, summary.already = sorted(set(stored_before.values()))[0], True
+            summary.models = sorted({r.model for r in rows})
+        return summary
+    trials_needed = {row.trial_id for row in fresh}
     config: dict[str, Any] = {
         "surveys": sorted(({"id": surveys[k][0].id, "hash": digests[k]} for k in used), key=lambda s: s["id"]),
         "models": models,
-        "import": {"format": fmt, "file": source.name, "sha256": file_sha, "rows": len(rows),
-                   "skipped": len(problems)},
+        "import": {"format": ",".join(sorted(set(formats.values()))), "files": [s.name for s in sources][:1000],
+                   "n_files": len(sources), "rows": len(fresh), "skipped": len(problems),
+                   "content": _content_digest(fresh), "trust_spec_polarity": trust_spec_polarity},
     }
+    if len(sources) == 1:
+        config["import"]["file"] = sources[0].name
     config_hash = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
-    summary = ImportSummary(run_id=None, imported=len(rows), skipped=problems, models=models,
-                            surveys=[s["id"] for s in config["surveys"]])
-    previous = _previous_import(store, config_hash)
-    if previous:
-        summary.run_id, summary.imported, summary.already = previous, 0, True
-        return summary
-    if not rows:
-        return summary
     run_id = str(ULID())
     recorder = StoreRecorder(store)
     recorder.begin_run(run_id, config, config_hash, package_versions())
-    for survey_key, trials in used.items():
-        survey, survey_path = surveys[survey_key]
-        recorder.record_survey(survey, digests[survey_key], survey_path)
-        recorder.record_trials(run_id, digests[survey_key], list(trials.values()))
-    for name in models:
-        recorder.record_model(run_id, name, {"backend": "import", "resolved_name": name, "source_format": fmt,
-                                             "source_file": source.name})
-    for start in range(0, len(rows), 5000):
-        recorder.record_results([row.with_(run_id=run_id) for row in rows[start:start + 5000]])
+    try:
+        with recorder.session():
+            for survey_key, trials in used.items():
+                survey, survey_path = surveys[survey_key]
+                recorder.record_survey(survey, digests[survey_key], survey_path)
+                recorder.record_trials(run_id, digests[survey_key], [t for t in trials.values() if t.trial_id in trials_needed])
+            for name in models:
+                recorder.record_model(run_id, name, {"backend": "import", "resolved_name": name,
+                                                     "source_format": config["import"]["format"],
+                                                     "source_file": sources[0].name if len(sources) == 1 else f"{len(sources)} files"})
+            for start in range(0, len(fresh), 5000):
+                recorder.record_results([row.with_(run_id=run_id) for row in fresh[start:start + 5000]])
+    except Exception as error:
+        _forget_run(store, run_id)  # nothing of a failed import stays behind
+        raise ImportRefused(f"the store refused the rows ({str(error).splitlines()[0]}); nothing was imported") from None
     recorder.finish_run(run_id, "completed")
     summary.run_id = run_id
     return summary
+
+
+def _kind(message: str) -> str:
+    """A message without the item it names, to summarise many rows with one problem."""
+    return re.sub(r"item '[^']*'", "item …", re.sub(r"line \d+", "line …", message))
+
+
+def _row_key(row: ResultRow) -> tuple[str, str, int]:
+    return (row.trial_id, row.model, int(row.sample_index))
+
+
+def _answer_of(status: Any, choice: Any, distribution: Any) -> tuple[Any, ...]:
+    """What an answer is, comparable across a ResultRow and a stored row."""
+    import math
+
+    dist = tuple(round(float(p), 9) for p in distribution) if distribution is not None and not (
+        isinstance(distribution, float) and math.isnan(distribution)) else None
+    return (str(status), None if choice is None or (isinstance(choice, float) and math.isnan(choice)) else int(choice), dist)
+
+
+def _content_digest(rows: list[ResultRow]) -> str:
+    """The rows' content (key and answer), independent of their order and of the file's bytes."""
+    keys = sorted(json.dumps([*_row_key(r), *_answer_of(r.status, r.choice, r.distribution)]) for r in rows)
+    return hashlib.sha256("\n".join(keys).encode()).hexdigest()
+
+
+def _stored_imports(store: Store, rows: list[ResultRow]) -> tuple[dict[tuple[str, str, int], str], dict[tuple[str, str, int], str]]:
+    """Rows earlier imports stored with the same trial, model and sample: ({key: run} where the answer is the same,
+    {key: run} where it differs)."""
+    if not rows or not store.path.exists():
+        return {}, {}
+    import pandas as pd
+
+    wanted = pd.DataFrame([_row_key(r) for r in rows], columns=["trial_id", "model", "sample_index"])
+    with store.connect(read_only=True) as con:
+        con.register("wanted_rows", wanted)
+        try:
+            stored = con.execute(
+                "SELECT r.trial_id, r.model, r.sample_index, r.status, r.choice, CAST(r.distribution AS DOUBLE[]), r.run_id "
+                "FROM results r JOIN wanted_rows w USING (trial_id, model, sample_index) JOIN runs u USING (run_id) "
+                "WHERE json_extract(u.config, '$.import') IS NOT NULL ORDER BY u.started_at").fetchall()
+        finally:
+            con.unregister("wanted_rows")
+    answers = {_row_key(r): _answer_of(r.status, r.choice, r.distribution) for r in rows}
+    same: dict[tuple[str, str, int], str] = {}
+    differ: dict[tuple[str, str, int], str] = {}
+    for trial_id, model, sample, status, choice, distribution, run_id in stored:
+        key = (str(trial_id), str(model), int(sample))
+        if _answer_of(status, choice, distribution) == answers.get(key):
+            same.setdefault(key, str(run_id))
+        else:
+            differ.setdefault(key, str(run_id))
+    return same, {key: run for key, run in differ.items() if key not in same}
+
+
+def _forget_run(store: Store, run_id: str) -> None:
+    try:
+        with store.transaction() as con:
+            for table in ("results", "run_trials", "models", "runs"):
+                con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+    except Exception:  # the store is failing anyway; the run stays marked as it was
+        pass
 
 
 def _previous_import(store: Store, config_hash: str) -> str | None:

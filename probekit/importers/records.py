@@ -35,7 +35,12 @@ class Response:
     raw_text: str | None = None
     """The model's raw answer, when the source has it."""
     check_polarity: float | None = None
-    """POBs: the polarity the source recorded for the answer; must equal the chosen option's."""
+    """POBs: the polarity the source recorded for the answer; must equal the chosen option's (unless the
+    import trusts the survey's polarities)."""
+    answer_key: str | None = None
+    """The source's name of the field holding this answer (POBs: selected / reconsidered_selection), for messages."""
+    source: str | None = None
+    """The file the row came from (set by the importer; rows of several files are imported together)."""
 
 
 @dataclass(frozen=True)
@@ -45,9 +50,16 @@ class RowProblem:
     path: str
     line: int
     message: str
+    kind: str | None = None
+    """What the problem is without the row's particulars (e.g. "no form has forcing='jail-09'"), so many rows
+    with one problem are summarised as one line; None: the message itself."""
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}: {self.message}"
+
+    @property
+    def group(self) -> str:
+        return self.kind or self.message
 
 
 @dataclass

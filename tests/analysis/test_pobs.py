@@ -91,8 +91,10 @@ def test_opinion_change_and_declarative_by_hand() -> None:
         reflection.loc[mask, ["polarity", "refused"]] = [value, False]
     table = opinion_change(pd.concat([direct, reflection]), n_boot=200)
     row = table.iloc[0]
-    assert (row["setup_from"], row["setup_to"], row["n_pairs"]) == ("direct", "reflection", 25)
-    assert row["share_changed"] == pytest.approx(2 / 25)
+    # over the polar topics, as the paper reports it (q5 is in the non-polar topic): 2 of 20; all topics 2 of 25
+    assert (row["setup_from"], row["setup_to"], row["n_pairs"]) == ("direct", "reflection", 20)
+    assert row["share_changed"] == pytest.approx(2 / 20)
+    assert (row["share_changed_all_topics"], row["n_pairs_all_topics"]) == (pytest.approx(2 / 25), 25)
     declared = pd.DataFrame([{"model": "m", "setup": "direct", "run": "1", "item_id": "d1", "topic": "A vs B", "polar": True,
                               "declarative": True, "polarity": -1.0, "refused": False, "valid": True, "pair_key": "1"}])
     decl = declarative_vs_inferred(pd.concat([direct, declared])).iloc[0]
