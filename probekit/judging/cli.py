@@ -38,7 +38,7 @@ def expand_command(path: Path, models: list[str] | None, limit: int | None) -> N
     loaded = _load_or_exit(path)
     spec = loaded.spec
     answer_models = list(dict.fromkeys(models or spec.models))
-    judges = list(dict.fromkeys(spec.judges or answer_models)) if not models else answer_models
+    judges = list(dict.fromkeys(spec.judges or answer_models))  # as run_judging_async chooses them
     questions = len(loaded.answer.items[:limit] if limit else loaded.answer.items)
     stage1 = expand(loaded.answer.model_copy(update={"items": loaded.answer.items[:questions]}))
     typer.echo(f"[answer: {loaded.answer.id}] {len(stage1)} trials per model ({questions} questions), "

@@ -159,10 +159,11 @@ def build(data: Path) -> list[Path]:
         "title": title,
         "description": "A judge compares two answers to an MT-Bench question (first turn) and says which is better, "
                        "or a tie; every pair is judged in both orders (position consistency, primacy / recency). "
-                       "pair_v2 is FastChat's prompt as published (explanation, then [[A]]/[[B]]/[[C]]): run it in "
-                       "reasoning mode, the verdict is read after '[['. pair_v2_verdict asks for the letter alone "
-                       "(logprob or sample, direct). The items are gpt-4 vs vicuna-13b-v1.3; the self-preference "
-                       "experiment replaces them with pairs of its models' own answers.",
+                       "pair_v2 is FastChat's prompt as published (explanation, then [[A]]/[[B]]/[[C]]): sampled, "
+                       "the bracketed verdict is parsed; for logprob verdicts run it in reasoning mode (read after "
+                       "'[['). pair_v2_verdict asks for the letter alone (logprob or sample, direct). The items are "
+                       "gpt-4 vs vicuna-13b-v1.3; the self-preference experiment replaces them with pairs of its "
+                       "models' own answers.",
         "source": ANSWERS_SOURCE,
         "labels": "letters",
         "answer_prefix": "Verdict:",

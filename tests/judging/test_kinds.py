@@ -126,3 +126,14 @@ def test_the_builder_regenerates_the_surveys_byte_for_byte(tmp_path: Path, monke
     mtbench.build(SELFPREF)
     for name in ("mtbench.yaml", "mtbench_judge.yaml", "mtbench_recognition.yaml", "data/mtbench_pairs.jsonl"):
         assert (tmp_path / name).read_bytes() == (SURVEYS / name).read_bytes(), name
+
+
+def test_sampled_verdicts_in_the_fastchat_format_are_parsed() -> None:
+    from probekit.scoring.answers import match_answer
+
+    first, swapped = expand(pairwise_survey(tie=True))
+    explained = "Assistant A is vague while assistant B answers the question.\n\nFinal verdict: [[B]]"
+    assert match_answer(explained, first, {}, []) == ("ok", 1)
+    assert match_answer(explained, swapped, {}, []) == ("ok", 0)  # B is canonical response 0 when swapped
+    assert match_answer("Both are equally good. [[C]]", swapped, {}, []) == ("ok", 2)  # the tie never moves
+    assert match_answer("Between [[A]] and [[B]], hard to say.", first, {}, [])[0] == "invalid"
