@@ -20,7 +20,7 @@ from ulid import ULID
 from probekit.backends import Backend, check_model_key, engine_for, make_backend
 from probekit.experiment import RunInputs, resolve_inputs
 from probekit.provenance import package_versions, survey_hash
-from probekit.runner import ModelSummary, RunOptions, RunSummary, execute
+from probekit.runner import ModelSummary, RunOptions, RunSummary, execute, patiently
 from probekit.scoring import MODES, ScoringSettings
 from probekit.store.recorder import Recorder, StoreRecorder
 from probekit.store.store import RunClaim, Store
@@ -111,8 +111,8 @@ async def _claim(recorder: Recorder, config: dict[str, Any], config_hash: str, o
     process runs the same configuration, wait for it (two identical commands end up as one run)."""
     told = False
     while True:
-        claim = await asyncio.to_thread(recorder.claim_run, str(ULID()), config, config_hash, package_versions(),
-                                        force_new=options.new_run)
+        claim = await patiently(lambda: recorder.claim_run(str(ULID()), config, config_hash, package_versions(),
+                                                           force_new=options.new_run), notice=options.notice)
         if claim.action != "wait":
             return claim
         if not told and options.notice:
@@ -182,10 +182,10 @@ async def run_async(inputs: Sequence[str | Path | Survey] | RunInputs, options: 
             from probekit.analysis.pride import store_run_priors
 
             # Store the PriDe position prior with the run, so `--prior-from RUN` can reuse it later.
-            await asyncio.to_thread(store_run_priors, store, run_id, seed=options.seed)
+            await patiently(lambda: store_run_priors(store, run_id, seed=options.seed), notice=options.notice)
         status = "completed" if sum(s.error for s in summaries) == 0 else "completed_with_errors"
     finally:
-        await asyncio.to_thread(recorder.finish_run, run_id, status)
+        await patiently(recorder.finish_run, run_id, status, notice=options.notice)
     return RunSummary(run_id=run_id, resumed=resumed, store=options.store, trials=len(all_trials), models=summaries)
 
 

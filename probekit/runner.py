@@ -8,6 +8,7 @@ probekit.pipeline's job."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -19,6 +20,7 @@ from probekit.runtime import ModelRuntime, RetryPolicy
 from probekit.scoring import ScoringSettings, score_trials, supported_modes
 from probekit.store.recorder import Recorder
 from probekit.store.rows import ResultRow
+from probekit.store.store import StoreLockedError
 from probekit.survey.expand import Trial
 
 
@@ -91,9 +93,20 @@ class RunSummary:
 class _Writer:
     """Buffers result rows and hands them to the recorder from one background task, in small transactions
     (every `flush_seconds`, or sooner once `flush_rows` are waiting). Scoring tasks only append: they never
-    wait for a commit, unless `4 × flush_rows` rows are waiting (back-pressure while the store is slow)."""
+    wait for a commit, unless `4 × flush_rows` rows are waiting (back-pressure while the store is slow).
+
+    A run never dies because another process holds the store (a long `probekit query`): when a commit finds the
+    file locked (after the store's own `lock_wait` of retries) the rows stay buffered, the user is told the run
+    is waiting, scoring goes on (no back-pressure while waiting), rows beyond `SPILL_ROWS` go to a side file
+    next to the store (`<store>.pending-<run>.jsonl`), and everything is committed once the file is free. A side
+    file left by a killed process is committed when the same run resumes."""
 
     HEARTBEAT_SECONDS = 30.0
+    SPILL_ROWS = 20_000
+    """Rows kept in memory while the store is held; more go to the side file."""
+    NOTICE_AFTER_SECONDS = 5.0
+    """A commit still waiting for the file after this long is reported to the user."""
+    RETRY_SECONDS = 1.0
 
     def __init__(self, recorder: Recorder, options: RunOptions, run_id: str):
         self.recorder = recorder
@@ -109,10 +122,25 @@ class _Writer:
         self._error: Exception | None = None
         self._unready = False
         self.commits = 0
+        self.waiting_since: float | None = None
+        """monotonic time since which commits find the store held by another process (None: not waiting)."""
+        self.waits = 0
+        """How many times the run waited for the store."""
+        store_path = getattr(getattr(recorder, "store", None), "path", None)
+        self.spill_path: Path | None = Path(f"{store_path}.pending-{run_id}.jsonl") if store_path is not None else None
+        self.spilled = 0
+        """Rows in the side file."""
+        self._spill_lock = threading.Lock()
 
     def start(self, ready: Awaitable[None] | None = None) -> None:
         """Start committing, once `ready` (the recording of the run's trials) is done."""
+        if self.spill_path is not None and self.spill_path.exists():
+            self.spilled = sum(1 for _ in self.spill_path.open(encoding="utf-8"))  # left by a killed process
         self._task = asyncio.create_task(self._loop(ready))
+
+    def _notice(self, message: str) -> None:
+        if self.options.notice:
+            self.options.notice(message)
 
     async def add(self, rows: list[ResultRow]) -> None:
         if self._error is not None:
@@ -120,9 +148,57 @@ class _Writer:
         self.buffer.extend(rows)
         if len(self.buffer) >= self.options.flush_rows:
             self._due.set()
+        if self.waiting_since is not None:
+            if len(self.buffer) >= self.SPILL_ROWS and self.spill_path is not None:
+                await asyncio.to_thread(self._spill, self.buffer)
+                self.buffer = []
+            return
         if len(self.buffer) >= 4 * self.options.flush_rows:
             self._room.clear()
             await self._room.wait()
+
+    def _spill(self, rows: list[ResultRow]) -> None:
+        """Append rows to the side file (one JSON object per line)."""
+        import json
+        from dataclasses import asdict
+
+        assert self.spill_path is not None
+        text = "".join(json.dumps(asdict(row), default=str) + "\n" for row in rows)
+        with self._spill_lock, self.spill_path.open("a", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            self.spilled += len(rows)
+
+    def _spilled_rows(self) -> tuple[list[ResultRow], int]:
+        """The side file's rows and how many of its bytes they are (rows spilled later follow them)."""
+        import json
+        from datetime import datetime
+
+        if self.spill_path is None:
+            return [], 0
+        with self._spill_lock:
+            data = self.spill_path.read_bytes() if self.spill_path.exists() else b""
+        rows = []
+        for line in data.decode("utf-8", "replace").splitlines():
+            try:
+                fields = json.loads(line)
+            except ValueError:
+                continue  # a line cut by a kill: its trial is sent again on resume
+            if isinstance(fields.get("created_at"), str):
+                fields["created_at"] = datetime.fromisoformat(fields["created_at"])
+            rows.append(ResultRow(**fields))
+        return rows, len(data)
+
+    def _drop_spilled(self, upto: int) -> None:
+        """Forget the first `upto` bytes of the side file (committed); rows spilled meanwhile stay."""
+        assert self.spill_path is not None
+        with self._spill_lock:
+            rest = self.spill_path.read_bytes()[upto:] if self.spill_path.exists() else b""
+            if rest:
+                self.spill_path.write_bytes(rest)
+            else:
+                self.spill_path.unlink(missing_ok=True)
+            self.spilled = rest.count(b"\n")
 
     async def _loop(self, ready: Awaitable[None] | None) -> None:
         try:
@@ -139,36 +215,94 @@ class _Writer:
                     pass
                 self._due.clear()
                 await self._flush_once()
-                if time.monotonic() - self._last_beat > self.HEARTBEAT_SECONDS:
+                if time.monotonic() - self._last_beat > self.HEARTBEAT_SECONDS and self.waiting_since is None:
                     # The run's owner shows life, so another process waits instead of taking the run over.
-                    await asyncio.to_thread(self.recorder.heartbeat, self.run_id)
+                    try:
+                        await asyncio.to_thread(self.recorder.heartbeat, self.run_id)
+                    except StoreLockedError:
+                        pass  # shown next time: a reader holds the store
                     self._last_beat = time.monotonic()
         except Exception as error:
             self._error = error
             self._room.set()
 
-    async def _flush_once(self) -> None:
-        if not self.buffer:
-            return
+    async def _flush_once(self) -> bool:
+        """Commit the side file's rows and the buffer; False (all kept) when another process holds the store."""
+        if not self.buffer and not self.spilled:
+            return True
         rows, self.buffer = self.buffer, []
+        pending, consumed = await asyncio.to_thread(self._spilled_rows) if self.spilled else ([], 0)
+        commit = asyncio.ensure_future(asyncio.to_thread(self.recorder.record_results, pending + rows))
         try:
-            await asyncio.to_thread(self.recorder.record_results, rows)
+            done, _ = await asyncio.wait({commit}, timeout=self.NOTICE_AFTER_SECONDS)
+            if not done and self.waiting_since is None:
+                self._start_waiting()
+            await commit
+        except StoreLockedError:
+            self.buffer[:0] = rows  # kept; committed when the store is free
+            self._start_waiting()
+            return False
         except BaseException:
             self.buffer[:0] = rows  # kept for the final flush (or the caller's error)
             raise
         finally:
             self._room.set()
+        if consumed:
+            await asyncio.to_thread(self._drop_spilled, consumed)
+        if self.waiting_since is not None:
+            self._notice(f"the store is free again: {len(pending) + len(rows)} result(s) committed after waiting "
+                         f"{time.monotonic() - self.waiting_since:.0f}s")
+            self.waiting_since = None
         self.commits += 1
+        return True
+
+    def _start_waiting(self) -> None:
+        if self.waiting_since is not None:
+            return
+        self.waiting_since = time.monotonic()
+        self.waits += 1
+        self._room.set()
+        where = f" (beyond {self.SPILL_ROWS:,} in {self.spill_path})" if self.spill_path is not None else ""
+        self._notice("another process holds the store (a long query?): the run goes on and keeps its results in "
+                     f"memory{where}; they are committed as soon as the store is free")
 
     async def close(self) -> None:
-        """Stop the background task and commit what is left."""
+        """Stop the background task and commit what is left, waiting for the store as long as another process
+        holds it (interrupted: what is left goes to the side file, committed when the run resumes)."""
         self._closing = True
         self._due.set()
         if self._task is not None:
             await self._task
             self._task = None
-        if not self._unready:
-            await self._flush_once()  # what is left (and, after a store error, one more try)
+        if self._unready:
+            return
+        try:
+            while not await self._flush_once():  # what is left (and, after a store error, one more try)
+                await asyncio.sleep(self.RETRY_SECONDS)
+        except BaseException:
+            if self.buffer and self.spill_path is not None:
+                self._spill(self.buffer)
+                self.buffer = []
+            raise
+
+
+async def patiently(call: Callable[..., Any], *args: Any, notice: Callable[[str], None] | None = None) -> Any:
+    """`call(*args)` in a thread, retried while another process holds the store (StoreLockedError), telling the
+    user once: run bookkeeping (model records, the final status) must not end a run because someone reads."""
+    told = False
+    while True:
+        attempt = asyncio.ensure_future(asyncio.to_thread(call, *args))
+        try:
+            done, _ = await asyncio.wait({attempt}, timeout=_Writer.NOTICE_AFTER_SECONDS)
+            if not done and not told and notice:
+                notice("another process holds the store (a long query?): waiting for it to record the run")
+                told = True
+            return await attempt
+        except StoreLockedError:
+            if not told and notice:
+                notice("another process holds the store (a long query?): waiting for it to record the run")
+                told = True
+            await asyncio.sleep(_Writer.RETRY_SECONDS)
 
 
 def effective_settings(model: str, runtime_modes: set[str], settings_by_survey: dict[str, ScoringSettings]) -> dict[str, ScoringSettings]:
@@ -195,8 +329,8 @@ async def _run_model(runtime: ModelRuntime, run_id: str, trials: list[Trial], se
     info = await runtime.start()  # loading a model or probing an API overlaps the recording of the run's trials
     settings_by_survey = effective_settings(model, supported_modes(info.capabilities), settings_by_survey)
     # Recorded while the model scores (the store may be busy recording the run's trials).
-    recording_model = asyncio.ensure_future(asyncio.to_thread(recorder.record_model, run_id, model, info.as_row()))
-    done = await asyncio.to_thread(recorder.completed_trials, run_id, model) if resumed else set()
+    recording_model = asyncio.ensure_future(patiently(recorder.record_model, run_id, model, info.as_row(), notice=options.notice))
+    done = await patiently(recorder.completed_trials, run_id, model, notice=options.notice) if resumed else set()
     pending = [t for t in trials if t.trial_id not in done]
     summary.skipped = len(trials) - len(pending)
     # Scoring batches: the backend's batch size (one trial per task for API models), grouped by survey
@@ -255,7 +389,7 @@ async def _run_model(runtime: ModelRuntime, run_id: str, trials: list[Trial], se
         if info.backend not in ("hf", "fake"):  # local models keep their path and weights hash
             row["resolved_name"] = ", ".join(sorted(seen_names)) or row["resolved_name"]
             row["revision"] = ", ".join(sorted(seen_fingerprints)) or row["revision"]
-        await asyncio.to_thread(recorder.record_model, run_id, model, row)
+        await patiently(recorder.record_model, run_id, model, row, notice=options.notice)
     summary.cache_hits, summary.calls = runtime.cache.hits, runtime.calls
     summary.seconds = time.perf_counter() - started
     return summary
