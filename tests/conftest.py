@@ -21,6 +21,35 @@ REPO = Path(__file__).resolve().parents[1]
 STARTER = REPO / "surveys" / "moralchoice_starter.yaml"
 
 
+MODEL_FIXTURES = frozenset({"smollm2", "gemma3", "llama_server", "deterministic_llama_server"})
+"""Fixtures that load a real model or start a real server: a test using one is slow."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`pytest -m "not slow"` loads no model: a test that uses a model fixture is marked slow here, whatever its
+    file says."""
+    for item in items:
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())) and item.get_closest_marker("slow") is None:
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def _no_model_loads_in_fast_tests(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test without the slow mark that loads real weights (directly, through probekit.run, or a fixture it
+    asks for by name) fails at once, naming the fix, instead of making the fast subset slow."""
+    if request.node.get_closest_marker("slow") is not None:
+        return
+    import probekit.backends.hf as hf
+    import probekit.backends.hf_loader as hf_loader
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise RuntimeError(f"{request.node.nodeid} loads a real model: mark it @pytest.mark.slow (pytest -m 'not slow' "
+                           "must load none)")
+
+    monkeypatch.setattr(hf, "load_model", refuse)
+    monkeypatch.setattr(hf_loader, "load_model", refuse)
+
+
 @pytest.fixture
 def store_path(tmp_path: Path) -> Path:
     """A fresh DuckDB file path (created on first write)."""

@@ -201,6 +201,10 @@ def run(
         for model in model_list:
             if is_local(model):
                 api_options.setdefault(model, {})["max_batch"] = batch_size
+    if quiet or not sys.stderr.isatty():  # no weight-loading bars (transformers, huggingface_hub, tqdm) either
+        for variable, value in (("HF_HUB_DISABLE_PROGRESS_BARS", "1"), ("TRANSFORMERS_VERBOSITY", "error"),
+                                ("TQDM_DISABLE", "1")):
+            os.environ.setdefault(variable, value)
     progress = _progress_reporter(quiet)
     options = RunOptions(models=model_list, store=store, limit=limit, orders=orders, mode=mode, samples=samples,
                          temperature=temperature, reasoning=reasoning, seed=seed, resume=resume, new_run=new_run,

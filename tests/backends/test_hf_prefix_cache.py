@@ -25,6 +25,7 @@ def trials():
     return expand(survey.model_copy(update={"items": [*chosen, fixed]}))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fixture", ["smollm2", "gemma3"])
 def test_shared_prefix_equals_unshared(request, trials, fixture) -> None:
     backend = request.getfixturevalue(fixture)
@@ -41,6 +42,7 @@ def test_shared_prefix_equals_unshared(request, trials, fixture) -> None:
     assert whole.argmax(-1).tolist() == reused.argmax(-1).tolist()
 
 
+@pytest.mark.slow
 def test_score_rows_identical_with_and_without_sharing(smollm2, trials) -> None:
     settings = ScoringSettings(mode="logprob")
     smollm2.share_prefix = False

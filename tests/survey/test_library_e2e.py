@@ -19,6 +19,8 @@ from probekit.store.store import Store
 from probekit.survey.loader import load_survey
 from probekit.survey.schema import Survey
 
+pytestmark = pytest.mark.slow  # every test runs the real embedded models
+
 REPO = Path(__file__).resolve().parents[2]
 SURVEYS = REPO / "surveys"
 
