@@ -219,8 +219,8 @@ def _grouped_bars(c: Canvas, ax: Any, frame: pd.DataFrame, *, group: Sequence[st
         for xi, yi, bar, row in zip(x, y, bars, mine.reset_index().to_dict("records")):
             if not np.isfinite(yi):
                 continue
-            ax.annotate(f"{yi:.{digits}f}", (xi, yi), xytext=(0, 3), textcoords="offset points", ha="center",
-                        va="bottom", fontsize=7)
+            ax.annotate(f"{yi:.{digits}f}", (xi, yi), xytext=(0, 3 if yi >= 0 else -3), textcoords="offset points", ha="center",
+                        va="bottom" if yi >= 0 else "top", fontsize=7)
             n = ", ".join(f"{k} {row[k]}" for k in ("n_items", "n_pairs", "n_questions") if k in row and pd.notna(row[k]))
             c.tip(bar, f"{model} · {row['_group']}: {what or value} = {_ci_text(row, value, digits)} {unit}".strip()
                   + (f" ({n})" if n else ""))
@@ -234,6 +234,14 @@ def _legend_top(c: Canvas) -> None:
     handles, labels = c.axes[0][0].get_legend_handles_labels()
     if handles:
         c.fig.legend(handles, labels, loc="outside upper center", ncols=min(len(labels), 6))
+
+
+def _lowest(frame: pd.DataFrame, column: str) -> float:
+    """The smallest estimate or CI bound of a column (0 when there is none)."""
+    values = [frame[c].to_numpy(dtype=float) for c in (column, f"{column}_ci_low") if c in frame]
+    finite = np.concatenate(values) if values else np.array([])
+    finite = finite[np.isfinite(finite)]
+    return float(finite.min()) if finite.size else 0.0
 
 
 def level_order(level: str) -> tuple[int, str]:
@@ -411,6 +419,16 @@ def compass_plane(pct: pd.DataFrame, palette: Palette) -> Figure | None:
                             f"{' · ' + str(row['reasoning']) if row.get('reasoning') not in (None, 'direct') else ''}: economic "
                             f"{_ci_text(row, 'economic', 2)}, social {_ci_text(row, 'social', 2)}; expected ({_f(row.get('economic_expected'), 2)}, "
                             f"{_f(row.get('social_expected'), 2)}); {row.get('n_items')} propositions, {row.get('n_unanswered')} unanswered")
+            if {"economic_expected", "social_expected"} <= set(group.columns):
+                for row in group.to_dict("records"):
+                    ex, ey = row.get("economic_expected"), row.get("social_expected")
+                    if ex is None or ey is None or not (np.isfinite(float(ex)) and np.isfinite(float(ey))):
+                        continue
+                    forcing = str(row.get("forcing") if row.get("forcing") is not None else "–")
+                    (hollow,) = ax.plot([ex], [ey], linestyle="none", marker=shapes.get(forcing, "o"), markersize=6,
+                                        markerfacecolor="none", markeredgecolor=colour, markeredgewidth=1, alpha=0.8)
+                    c.tip(hollow, f"{model} · template {row.get('template')} · forcing {forcing}: expected coordinates "
+                                  f"({float(ex):.2f}, {float(ey):.2f}) from the whole answer distributions")
             cx, cy = float(group["economic"].mean()), float(group["social"].mean())
             (centre,) = ax.plot([cx], [cy], linestyle="none", marker="*", markersize=17, color=colour, markeredgecolor="black",
                                 markeredgewidth=0.8, zorder=5)
@@ -425,6 +443,9 @@ def compass_plane(pct: pd.DataFrame, palette: Palette) -> Figure | None:
         handles = [Line2D([], [], linestyle="none", marker="*", markersize=11, color=palette.colour(m), markeredgecolor="black",
                           label=f"{m} (centroid)") for m in palette.models if m in set(frame["model"].astype(str))]
         handles += [Line2D([], [], linestyle="none", marker=shapes[f], color="#555555", label=f"forcing: {f}") for f in forcings]
+        handles += [Line2D([], [], linestyle="none", marker="o", color="#555555", label="filled: argmax answers"),
+                    Line2D([], [], linestyle="none", marker="o", markerfacecolor="none", markeredgecolor="#555555",
+                           label="open: expected (distributions)")]
         c.fig.legend(handles=handles, loc="outside right upper")
         ax.set_xlim(-10, 10)
         ax.set_ylim(-10, 10)
@@ -434,7 +455,8 @@ def compass_plane(pct: pd.DataFrame, palette: Palette) -> Figure | None:
         return c.figure("compass", "Political compass: every paraphrase and forcing level",
                         "Each small mark is one model under one prompt template (paraphrased intro) and one forcing level; "
                         "the star is the model's centroid. A wide spread is the 'spinning arrow': the position depends on the "
-                        "wording. Coordinates from the argmax answer per proposition (Röttger et al. 2024).")
+                        "wording. Filled marks: coordinates from the argmax answer per proposition (Röttger et al. 2024); open "
+                        "marks: expected coordinates from the whole answer distributions.")
 
 
 # -- personality ---------------------------------------------------------------------------------------------
@@ -500,7 +522,7 @@ def pobs_bars(pobs: pd.DataFrame, palette: Palette) -> Figure | None:
             _grouped_bars(c, ax, pobs, group=["setup"], value=column, palette=palette, unit="(0–1)", what=label)
             ax.set_ylabel(f"{label} (0–1)", fontsize=8)
             ax.set_xlabel("setup")
-            ax.set_ylim(0, 1.1)
+            ax.set_ylim(min(0.0, _lowest(pobs, column) - 0.08), 1.1)  # TCI can fall below 0 (SD above 1)
         _legend_top(c)
         return c.figure("pobs", "Opinions: non-neutrality, topical consistency, reliability",
                         "POBs metrics (Kour et al. 2025) per model and setup (direct, reasoning, self-reflection), with 95 % "

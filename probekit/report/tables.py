@@ -80,7 +80,9 @@ def _whole(series: pd.Series) -> bool:
         return False
     values = series.to_numpy(dtype=float)
     values = values[np.isfinite(values)]
-    return bool(values.size) and bool(np.all(values == np.round(values))) and bool(np.all(np.abs(values) < 1e12))
+    # Rates and shares are whole too when they are all 0 or 1: only a column with a value above 1 counts as counts.
+    return (bool(values.size) and bool(np.all(values == np.round(values))) and bool(np.all(np.abs(values) < 1e12))
+            and bool(np.abs(values).max() > 1))
 
 
 def _is_numeric(series: pd.Series) -> bool:

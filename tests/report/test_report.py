@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from collections import Counter
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import FakeStore
+from report_helpers import FakeStore
+from report_outline import outline
 from typer.testing import CliRunner
 
 from probekit.cli.main import app, expand_multi_value_options
@@ -23,50 +22,6 @@ from probekit.report.tables import cell, display_table, number
 
 N_BOOT = 100
 FAMILY_SECTIONS = ["summary", "moral", "compass", "personality", "pobs", "selection"]
-
-
-class Outline(HTMLParser):
-    """Sections of the report: per section id, its figures (data-plot), SVGs, tables (data-table) and <title>s."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.section: str | None = None
-        self.sections: dict[str, Counter[str]] = {}
-        self.plots: dict[str, list[str]] = {}
-        self.tables: dict[str, list[str]] = {}
-        self.ids: Counter[str] = Counter()
-        self.tags: Counter[str] = Counter()
-        self.urls: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = dict(attrs)
-        self.tags[tag] += 1
-        if a.get("id"):
-            self.ids[str(a["id"])] += 1
-        for key in ("src", "href", "xlink:href", "action", "data"):
-            if a.get(key):
-                self.urls.append(str(a[key]))
-        if tag == "section":
-            self.section = a.get("data-section")
-            self.sections[str(self.section)] = Counter()
-            self.plots[str(self.section)] = []
-            self.tables[str(self.section)] = []
-        elif self.section is not None:
-            self.sections[self.section][tag] += 1
-            if tag == "figure" and a.get("data-plot"):
-                self.plots[self.section].append(str(a["data-plot"]))
-            if tag == "table":
-                self.tables[self.section].append(str(a.get("data-table") or ""))
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "section":
-            self.section = None
-
-
-def outline(html: str) -> Outline:
-    parser = Outline()
-    parser.feed(html)
-    return parser
 
 
 @pytest.fixture(scope="module")
@@ -261,12 +216,14 @@ def test_numbers_and_cells() -> None:
 
 def test_display_table_merges_cis_and_cuts_long_tables() -> None:
     frame = pd.DataFrame({"model": ["a", "b", "c"], "x": [0.5, 0.25, 0.125], "x_ci_low": [0.4, float("nan"), 0.1],
-                          "x_ci_high": [0.6, float("nan"), 0.2], "n": [2.0, 3.0, 4.0], "rate": [0.5, 1.0, 0.0]})
+                          "x_ci_high": [0.6, float("nan"), 0.2], "n": [2.0, 3.0, 4.0], "rate": [0.5, 1.0, 0.0],
+                          "recall": [1.0, 0.0, 1.0]})
     table = display_table(frame, "T", percent=["rate"], more="probekit analyze --tables t", max_rows=2)
-    assert list(table.frame.columns) == ["model", "x (95 % CI)", "n", "rate"]
+    assert list(table.frame.columns) == ["model", "x (95 % CI)", "n", "rate", "recall"]
     assert table.frame["x (95 % CI)"].tolist() == ["0.500 [0.400, 0.600]", "0.250"]
     assert table.frame["n"].tolist() == ["2", "3"] and table.frame["rate"].tolist() == ["50.0 %", "100.0 %"]
-    assert table.numeric == [False, True, True, True]
+    assert table.frame["recall"].tolist() == ["1.000", "0.000"]  # shares that happen to be 0 or 1 keep their decimals
+    assert table.numeric == [False, True, True, True, True]
     assert table.note == "First 2 of 3 rows; every row: `probekit analyze --tables t`." and table.total_rows == 3
 
 
