@@ -74,15 +74,21 @@ def cell(value: Any, *, percent: bool = False) -> str:
     return number(value, percent=percent)
 
 
-def _whole(series: pd.Series) -> bool:
+COUNT_NAMES = ("n_", "prompts_", "selected", "rejected", "consistent", "primacy", "recency")
+"""Columns that hold counts (by name: n_items, prompt_tokens, ...), shown without decimals when whole."""
+
+
+def _whole(series: pd.Series, name: str = "") -> bool:
     """A float column that only holds whole numbers (counts stored as floats): shown without decimals."""
     if not pd.api.types.is_float_dtype(series):
         return False
     values = series.to_numpy(dtype=float)
     values = values[np.isfinite(values)]
-    # Rates and shares are whole too when they are all 0 or 1: only a column with a value above 1 counts as counts.
-    return (bool(values.size) and bool(np.all(values == np.round(values))) and bool(np.all(np.abs(values) < 1e12))
-            and bool(np.abs(values).max() > 1))
+    if not values.size or not np.all(values == np.round(values)) or not np.all(np.abs(values) < 1e12):
+        return False
+    # Rates and shares are whole too when they are all 0 or 1: a column counts as counts by its name, or when it
+    # has a value above 1.
+    return name.startswith(COUNT_NAMES) or name.endswith("_tokens") or bool(np.abs(values).max() > 1)
 
 
 def _is_numeric(series: pd.Series) -> bool:
@@ -123,7 +129,7 @@ def display_table(
                 if cell(lo) != "–" else cell(v, percent=pct)
                 for v, lo, hi in zip(shown[column], shown[f"{column}_ci_low"], shown[f"{column}_ci_high"])
             ]
-        elif not pct and _whole(frame[column]):
+        elif not pct and _whole(frame[column], column):
             values = [cell(int(v)) if pd.notna(v) else "–" for v in shown[column]]
         else:
             values = [cell(v, percent=pct) for v in shown[column]]

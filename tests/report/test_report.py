@@ -217,13 +217,14 @@ def test_numbers_and_cells() -> None:
 def test_display_table_merges_cis_and_cuts_long_tables() -> None:
     frame = pd.DataFrame({"model": ["a", "b", "c"], "x": [0.5, 0.25, 0.125], "x_ci_low": [0.4, float("nan"), 0.1],
                           "x_ci_high": [0.6, float("nan"), 0.2], "n": [2.0, 3.0, 4.0], "rate": [0.5, 1.0, 0.0],
-                          "recall": [1.0, 0.0, 1.0]})
+                          "recall": [1.0, 0.0, 1.0], "completion_tokens": [0.0, 0.0, 0.0]})
     table = display_table(frame, "T", percent=["rate"], more="probekit analyze --tables t", max_rows=2)
-    assert list(table.frame.columns) == ["model", "x (95 % CI)", "n", "rate", "recall"]
+    assert list(table.frame.columns) == ["model", "x (95 % CI)", "n", "rate", "recall", "completion_tokens"]
     assert table.frame["x (95 % CI)"].tolist() == ["0.500 [0.400, 0.600]", "0.250"]
     assert table.frame["n"].tolist() == ["2", "3"] and table.frame["rate"].tolist() == ["50.0 %", "100.0 %"]
     assert table.frame["recall"].tolist() == ["1.000", "0.000"]  # shares that happen to be 0 or 1 keep their decimals
-    assert table.numeric == [False, True, True, True, True]
+    assert table.frame["completion_tokens"].tolist() == ["0", "0"]  # a count by its name
+    assert table.numeric == [False, True, True, True, True, True]
     assert table.note == "First 2 of 3 rows; every row: `probekit analyze --tables t`." and table.total_rows == 3
 
 
