@@ -66,3 +66,18 @@ def test_two_api_models_and_a_local_model_overlap(servers: list[str], tmp_path: 
     # The others' time is hidden behind the longest model (at least half of it; all of it ideally).
     longest = max(alone.values())
     assert together < longest + 0.5 * (sum(alone.values()) - longest)
+
+
+def test_two_local_models_start_together(tmp_path: Path) -> None:
+    """Both built-in models in one run: they load one at a time (transformers' lazy imports are not
+    thread-safe) and then score concurrently; a fresh process, so nothing is imported beforehand."""
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "probekit.cli.main", "run", str(STARTER), "--models", "smollm2", "gemma3-270m",
+                           "--limit", "1", "--store", str(tmp_path / "s.duckdb"), "-q"], capture_output=True, text=True,
+                          env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}, timeout=600)
+    assert done.returncode == 0, done.stderr
+    counts = Store(tmp_path / "s.duckdb").query("SELECT model, count(*) AS n FROM results WHERE status <> 'error' GROUP BY model")
+    assert sorted(counts["model"]) == ["gemma3-270m", "smollm2"] and (counts["n"] == 6).all()

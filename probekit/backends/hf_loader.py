@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,8 +112,19 @@ def weights_hash(source: LocalSource) -> str | None:
     return digest.hexdigest()
 
 
+_LOADING = threading.Lock()
+"""The models of a run start concurrently (each in a thread), but transformers' lazy imports and the
+dequantized cache are not safe to enter from two threads at once ("cannot import name
+'AutoModelForCausalLM'"): local models load one at a time, then score concurrently."""
+
+
 def load_model(source: LocalSource, device: str, dtype: Any) -> tuple[Any, Any, dict[str, Any]]:
     """Load (model, tokenizer, details). GGUF weights go through the dequantized cache."""
+    with _LOADING:
+        return _load_model(source, device, dtype)
+
+
+def _load_model(source: LocalSource, device: str, dtype: Any) -> tuple[Any, Any, dict[str, Any]]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     details: dict[str, Any] = {}
