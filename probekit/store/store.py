@@ -299,7 +299,11 @@ class Store:
             try:
                 if not read_only and not self._migrated:
                     self._migrate(con)
-                yield con
+                try:
+                    yield con
+                except duckdb.CatalogException:
+                    self._check_is_store(con)  # a table missing from another program's database: say so
+                    raise
             finally:
                 con.close()
 
@@ -500,11 +504,7 @@ class Store:
     def query(self, sql: str, params: Iterable[Any] | None = None) -> pd.DataFrame:
         """Run read-only SQL and return a DataFrame."""
         with self.connect(read_only=True) as con:
-            try:
-                return con.execute(sql, list(params or [])).df()
-            except duckdb.CatalogException:
-                self._check_is_store(con)  # a missing table of another program's database: say so
-                raise
+            return con.execute(sql, list(params or [])).df()
 
     def user_query(self, sql: str) -> pd.DataFrame:
         """Run SQL a user typed (`probekit query`): one statement that reads, on a read-only connection with no

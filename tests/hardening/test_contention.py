@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_helpers import ENV, STARTER
+from cli_helpers import ENV, STARTER, cli
 
 from probekit.pipeline import run_async
 from probekit.runner import RunOptions, _Writer
@@ -60,7 +60,7 @@ def _prepared(tmp_path: Path) -> Path:
 def test_a_run_outlives_a_long_reader(tmp_path: Path) -> None:
     store = _prepared(tmp_path)
     notices: list[str] = []
-    summary, _elapsed = asyncio.run(_run_while_held(store, 4.0, notices))
+    summary, _elapsed = asyncio.run(_run_while_held(store, 2.5, notices))
     said = "\n".join(notices)
     assert "another process holds the store" in said and "free again" in said, said
     runs = Store(store).runs()
@@ -83,7 +83,7 @@ def test_results_beyond_memory_go_to_a_side_file_and_are_committed(tmp_path: Pat
     monkeypatch.setattr(_Writer, "_spill", spy)
     store = _prepared(tmp_path)
     notices: list[str] = []
-    asyncio.run(_run_while_held(store, 4.0, notices))
+    asyncio.run(_run_while_held(store, 2.5, notices))
     assert spilled, "nothing went to the side file"
     counts = Store(store).query("SELECT count(*) AS n, count(DISTINCT trial_id) AS d FROM results")
     assert counts["n"][0] == counts["d"][0] == 120
@@ -110,13 +110,13 @@ def test_a_side_file_left_by_a_killed_run_is_committed_when_it_resumes(tmp_path:
     assert not killed.spill_path.exists()
 
 
-def test_the_cli_run_waits_and_says_so(tmp_path: Path) -> None:
+def test_the_cli_run_waits_and_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_Writer, "NOTICE_AFTER_SECONDS", 0.5)  # told after 5 s by default
     store = _prepared(tmp_path)
-    holder = _hold(store, 7.0)
+    holder = _hold(store, 2.0)
     try:
-        result = subprocess.run([sys.executable, "-m", "probekit.cli.main", "run", str(STARTER), "--models",
-                                 "fake:slow?delay=0.01&concurrency=2", "--limit", "3", "--store", str(store), "-q"],
-                                capture_output=True, text=True, env=ENV, timeout=300)
+        result = cli("run", str(STARTER), "--models", "fake:slow?delay=0.01&concurrency=2", "--limit", "3", "--store",
+                     str(store), "-q")
     finally:
         holder.wait(30)
     assert result.returncode == 0, result.stderr

@@ -99,21 +99,25 @@ def _assert_absent(key: str, store: Path, outputs: list[str], dump: Path) -> Non
 # 90 characters after the pad) and the cut at 2,000 of a stored message (litellm's exception text is not cut at 500)
 ECHO_MODELS = ["openai/echo401-0", "openai/echo401-395", "openai/echo401-402", "openai/echo401-410",
                "openai/echo400-1900", "openai/echo500-2100", "openai/echo403-10", "openai/malformed-150"]
-LITELLM_MODELS = ["openai/echo401-0", "openai/echo401-402", "openai/echo400-1880", "openai/echo400-1900",
-                  "openai/echo400-1920", "openai/echo500-1940"]
+LITELLM_MODELS = ["openai/echo401-402", "openai/echo400-1900", "openai/echo500-1940"]
 
 
 @pytest.mark.parametrize("transport,key_env", [("direct", KEY_ENV), ("litellm", KEY_ENV), ("litellm", None)],
                          ids=["direct", "litellm", "litellm-reads-OPENAI_API_KEY-itself"])
-def test_an_echoed_key_is_never_stored_or_printed(stub: str, tmp_path: Path, transport: str, key_env: str | None) -> None:
+def test_an_echoed_key_is_never_stored_or_printed(stub: str, tmp_path: Path, transport: str, key_env: str | None,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     key = "Zq" + secrets.token_hex(20)  # no known key shape: only redaction by value can catch it
     store = tmp_path / "s.duckdb"
     models = ECHO_MODELS if transport == "direct" else LITELLM_MODELS
     _Stub.seen.clear()
-    result = cli_subprocess("run", str(STARTER), "--models", *models,
-                            "--models-config", str(_models_yaml(tmp_path, stub, transport, key_env)),
-                            "--limit", "1", "--store", str(store), "--max-rate-limit-wait", "1",
-                            env={KEY_ENV if key_env else "OPENAI_API_KEY": key}, timeout=300)
+    args = ("run", str(STARTER), "--models", *models, "--models-config", str(_models_yaml(tmp_path, stub, transport, key_env)),
+            "--limit", "1", "--store", str(store), "--max-rate-limit-wait", "1")
+    variable = KEY_ENV if key_env else "OPENAI_API_KEY"
+    if transport == "direct":
+        result = cli_subprocess(*args, env={variable: key}, timeout=300)
+    else:  # in this process: litellm is imported once for both cases
+        monkeypatch.setenv(variable, key)
+        result = cli(*args)
     said = result.stdout + result.stderr
     assert result.returncode == 1 and "Traceback" not in said, said
     rows = duckdb.connect(str(store), read_only=True).execute(
