@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -105,6 +106,8 @@ DUCKDB_MAGIC = b"DUCK"
 """Bytes 8-11 of every DuckDB database file (after an 8-byte checksum)."""
 DUCKDB_HEADER_BYTES = 3 * 4096
 """The main header and the two database headers: no DuckDB file is shorter."""
+CREATING_SECONDS = 2.0
+"""A file shorter than DuckDB's headers and younger than this may be a store another process is creating."""
 _MOVE_HINT = "it was left untouched; pass another --store (or PROBEKIT_STORE), or move the file away"
 
 
@@ -276,6 +279,24 @@ class Store:
             self._checked = True  # a file once opened for writing is a store; later opens skip the header check
         return con
 
+    def _check_path(self, write: bool) -> None:
+        """`check_store_path`, giving a file that another process is creating right now (shorter than DuckDB's
+        headers, changed in the last seconds) a few seconds to become a store."""
+        deadline = time.monotonic() + CREATING_SECONDS
+        while True:
+            try:
+                check_store_path(self.path, write=write)
+                return
+            except StoreFileError as error:
+                try:
+                    info = self.path.stat()
+                except OSError:
+                    raise error from None
+                being_created = info.st_size < DUCKDB_HEADER_BYTES and time.time() - info.st_mtime < CREATING_SECONDS
+                if not being_created or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """Open the file (retrying while another process holds it), yield, close.
@@ -288,7 +309,7 @@ class Store:
             yield held
             return
         if not self._checked:  # before DuckDB sees the path: a file that is no store is never touched
-            check_store_path(self.path, write=not read_only)
+            self._check_path(write=not read_only)
         if not read_only:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -513,7 +534,7 @@ class Store:
         not one reading statement, duckdb.Error for what DuckDB refuses."""
         check_user_sql(sql)
         if self.path.exists() and not self._checked:
-            check_store_path(self.path, write=False)
+            self._check_path(write=False)
         if not self.path.exists():
             raise FileNotFoundError(f"no store at {self.path}: run a survey first or pass --store PATH")
         with _file_lock(self.path):

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -130,10 +131,18 @@ READERS = ("query", "runs", "status", "analyze", "export")
 WRITERS = ("run", "import")
 
 
+def _aged(store: Path) -> Path:
+    """A file written an hour ago: a short file changed in the last seconds may be a store another process is
+    creating, which readers give two seconds to become one."""
+    if store.is_file():
+        os.utime(store, (time.time() - 3600, time.time() - 3600))
+    return store
+
+
 @pytest.mark.parametrize("kind", sorted(BAD_STORES))
 def test_every_command_refuses_a_path_that_is_no_store_and_leaves_it_untouched(tmp_path: Path, kind: str) -> None:
     make, words = BAD_STORES[kind]
-    store = make(tmp_path)
+    store = _aged(make(tmp_path))
     before = digest(store)
     for name, args in _commands(store, tmp_path).items():
         first = refused(cli(*args), words, code=1)
@@ -145,7 +154,7 @@ def test_every_command_refuses_a_path_that_is_no_store_and_leaves_it_untouched(t
 @pytest.mark.parametrize("kind", sorted(WRITE_ONLY_BAD))
 def test_writers_refuse_a_place_they_cannot_write_and_touch_nothing(tmp_path: Path, kind: str) -> None:
     make, words = WRITE_ONLY_BAD[kind]
-    store = make(tmp_path)
+    store = _aged(make(tmp_path))
     before = digest(store)
     for name in WRITERS:
         refused(cli(*_commands(store, tmp_path)[name]), words, code=1)
@@ -166,7 +175,7 @@ def test_readers_read_another_programs_duckdb_file_and_say_it_holds_no_runs(tmp_
 @pytest.mark.parametrize("kind", ["text file", "a directory", "DuckDB with a corrupt block"])
 def test_through_the_console_script(tmp_path: Path, kind: str) -> None:
     make, words = BAD_STORES[kind]
-    store = make(tmp_path)
+    store = _aged(make(tmp_path))
     before = digest(store)
     for name in ("query", "run"):
         refused(cli_subprocess(*_commands(store, tmp_path)[name]), words, code=1)
@@ -174,7 +183,7 @@ def test_through_the_console_script(tmp_path: Path, kind: str) -> None:
 
 
 def test_library_raises_store_file_error_before_duckdb_sees_the_file(tmp_path: Path) -> None:
-    store = _text(tmp_path)
+    store = _aged(_text(tmp_path))
     before = digest(store)
     with pytest.raises(StoreFileError, match="text file"):
         Store(store).runs()
@@ -190,3 +199,19 @@ def test_a_good_store_still_works_after_the_checks(tmp_path: Path, small_store: 
     again = cli("run", str(STARTER), "--models", "fake:b", "--limit", "1", "--store", str(copy), "-q")
     assert again.returncode == 0, again.stderr
     assert len(Store(copy).runs()) == 2
+
+
+def test_a_store_another_process_is_creating_is_waited_for(tmp_path: Path, small_store: Path) -> None:
+    import threading
+
+    store = tmp_path / "new.duckdb"
+    store.write_bytes(b"")  # the moment DuckDB has created the file and not yet written its headers
+
+    def finish() -> None:
+        time.sleep(0.4)
+        store.write_bytes(small_store.read_bytes())
+
+    writer = threading.Thread(target=finish)
+    writer.start()
+    assert len(Store(store).runs()) == 1
+    writer.join()
