@@ -184,10 +184,10 @@ def test_probekit_import_of_published_files_then_analyze(tmp_path: Path, flat: b
     store = tmp_path / "imported.duckdb"
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     cli = [sys.executable, "-m", "probekit.cli.main"]
-    for path in _write_published(tmp_path, flat):
-        done = subprocess.run([*cli, "import", str(path), "--format", "pobs", "--survey", str(survey_path), "--store", str(store)],
-                              capture_output=True, text=True, env=env, timeout=300)
-        assert done.returncode == 0, done.stderr + done.stdout
+    paths = [str(path) for path in _write_published(tmp_path, flat)]  # the five files in one call
+    done = subprocess.run([*cli, "import", *paths, "--format", "pobs", "--survey", str(survey_path), "--store", str(store)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr + done.stdout
     done = subprocess.run([*cli, "analyze", "--store", str(store), "--survey", "pobs_published", "--format", "json",
                            "--tables", "pobs", "--n-boot", "200"], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
