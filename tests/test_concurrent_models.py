@@ -18,7 +18,7 @@ from probekit.store.store import Store
 pytestmark = pytest.mark.slow
 STARTER = Path(__file__).resolve().parents[1] / "surveys" / "moralchoice_starter.yaml"
 LATENCY = 0.2
-LIMIT = 6  # 36 trials per model
+LIMIT = 3  # 18 trials per model
 
 
 @pytest.fixture(scope="module")
