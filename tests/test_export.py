@@ -314,6 +314,7 @@ def test_parquet_reads_in_pandas_and_duckdb_without_probekit(source: Source, tmp
 
 
 # -- while a run writes ---------------------------------------------------------------------------
+@pytest.mark.slow  # several processes
 def test_export_while_a_run_writes(tmp_path: Path) -> None:
     store = tmp_path / "live.duckdb"
     code = ("import probekit, sys; s = probekit.run([sys.argv[1]], models=['fake:a?delay=0.05&batch=1&concurrency=1'], "

@@ -11,6 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+pytestmark = pytest.mark.slow  # drives the CLI or other processes: the full suite, not the quick loop
+
 REPO = Path(__file__).resolve().parents[2]
 STARTER = REPO / "surveys" / "moralchoice_starter.yaml"
 PROBEKIT = [sys.executable, "-m", "probekit.cli.main"]

@@ -15,6 +15,8 @@ from probekit.pipeline import run
 from probekit.runner import RunOptions
 from probekit.store.store import Store
 
+pytestmark = pytest.mark.slow  # drives the CLI or other processes: the full suite, not the quick loop
+
 REPO = Path(__file__).resolve().parents[2]
 STARTER = REPO / "surveys" / "moralchoice_starter.yaml"
 ENV = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}

@@ -19,6 +19,8 @@ from probekit.store.recorder import StoreRecorder
 from probekit.store.rows import ResultRow
 from probekit.store.store import Store
 
+pytestmark = pytest.mark.slow  # drives the CLI or other processes: the full suite, not the quick loop
+
 HOLD = ("import duckdb, sys, time\n"
         "for attempt in range(500):\n"
         "    try:\n"

@@ -19,6 +19,8 @@ from cli_helpers import STARTER, cli, cli_subprocess, refused
 
 from probekit.backends.errors import redact, redact_and_cut
 
+pytestmark = pytest.mark.slow  # drives the CLI or other processes: the full suite, not the quick loop
+
 KEY_ENV = "HARDENING_STUB_VALUE"  # a name that does not say "key": redaction must work by the value actually sent
 
 

@@ -18,6 +18,8 @@ from cli_helpers import STARTER, cli, cli_subprocess, digest, refused
 
 from probekit.store.store import Store, StoreFileError
 
+pytestmark = pytest.mark.slow  # drives the CLI or other processes: the full suite, not the quick loop
+
 
 def _duckdb_file(path: Path) -> Path:
     con = duckdb.connect(str(path))

@@ -16,6 +16,8 @@ from probekit.store.store import Store
 
 from selfpref_helpers import ENV, REPO, write_experiment
 
+pytestmark = pytest.mark.slow  # drives the CLI or other processes: the full suite, not the quick loop
+
 SHIPPED = REPO / "experiments" / "selfpref_mtbench.yaml"
 
 

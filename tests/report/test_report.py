@@ -173,6 +173,7 @@ def test_a_survey_scope_shows_only_its_families(fake_store: FakeStore, tmp_path:
     assert "survey mmlu, every run that asked it" in html
 
 
+@pytest.mark.slow  # the CLI in a subprocess
 def test_report_command(fake_store: FakeStore, tmp_path: Path) -> None:
     runner = CliRunner()
     out = tmp_path / "cli" / "report.html"

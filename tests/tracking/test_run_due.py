@@ -163,6 +163,7 @@ def _cli(store: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "probekit.cli.main", *args, "--store", str(store)]
 
 
+@pytest.mark.slow  # several processes
 def test_two_processes_at_once_run_the_slot_once(store_path: Path) -> None:
     # Each call takes seconds (18 one-trial calls of 0.2 s), so the two invocations overlap.
     _add(store_path, model="fake:x?delay=0.2&batch=1&concurrency=1", limit=3)
@@ -177,6 +178,7 @@ def test_two_processes_at_once_run_the_slot_once(store_path: Path) -> None:
     assert len(_slots(store_path)) == 1
 
 
+@pytest.mark.slow  # several processes
 def test_jobs_survive_restarts_and_a_killed_run_due_is_taken_over(store_path: Path) -> None:
     # Process 1 adds the job, process 2 lists it, process 3 runs it and is killed (-9) mid-run.
     added = subprocess.run(_cli(store_path, "track", "add", "slow", "--survey", str(STARTER), "--models",
