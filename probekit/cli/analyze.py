@@ -14,7 +14,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from probekit.analysis.export import tables_to_json, to_csv_text, write_tables
+from probekit.analysis.export import tables_to_json, write_tables
 
 __all__ = ["analyze", "tables_to_json"]
 
@@ -72,21 +72,9 @@ def analyze(
             typer.echo(f"error: cannot write the tables to {out}: {error.strerror or error}; pass --out a writable "
                        "directory", err=True)
             raise typer.Exit(1) from None
-    if format == "json":
-        typer.echo(tables_to_json(result))
-    elif format == "csv":
-        for name, frame in result.items():
-            typer.echo(f"# {name}")
-            typer.echo(to_csv_text(frame), nl=False)
-    else:
-        from probekit.cli.display import frame_text
+    from probekit.cli.display import echo_tables
 
-        for name, frame in result.items():
-            typer.echo(f"== {name} ({len(frame)} rows)")
-            typer.echo(frame_text(frame, wide=wide, limit=limit, float_format="{:.4g}"))
-            if len(frame) > limit:
-                typer.echo(f"... {len(frame) - limit} more rows (use --format csv/json or --out DIR)")
-            typer.echo("")
+    echo_tables(result, format, wide=wide, limit=limit)
 
 
 def _why_empty(store: Path, run: str | None, models: list[str] | None, only: list[str] | None) -> str:

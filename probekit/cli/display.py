@@ -31,3 +31,25 @@ def frame_text(frame: Any, *, wide: bool = False, limit: int | None = None, floa
     with pd.option_context("display.max_colwidth", CELL, "display.float_format", formatter):
         text = str(shown.to_string(index=False, line_width=WIDTH, max_colwidth=CELL))
     return "\n".join(line if len(line) <= WIDTH else line[:WIDTH - 3] + "..." for line in text.splitlines())
+
+
+def echo_tables(tables: dict[str, Any], format: str, *, wide: bool = False, limit: int = 40) -> None:
+    """Print analysis tables as `table` (100 columns unless `wide`), `csv` (one block per table) or `json`
+    (the contract of docs/analysis.md)."""
+    import typer
+
+    from probekit.analysis.export import tables_to_json, to_csv_text
+
+    if format == "json":
+        typer.echo(tables_to_json(tables))
+    elif format == "csv":
+        for name, frame in tables.items():
+            typer.echo(f"# {name}")
+            typer.echo(to_csv_text(frame), nl=False)
+    else:
+        for name, frame in tables.items():
+            typer.echo(f"== {name} ({len(frame)} rows)")
+            typer.echo(frame_text(frame, wide=wide, limit=limit, float_format="{:.4g}"))
+            if len(frame) > limit:
+                typer.echo(f"... {len(frame) - limit} more rows (use --format csv/json or --out DIR)")
+            typer.echo("")

@@ -416,7 +416,7 @@ def snapshots_command(
 ) -> None:
     """Analysis tables per snapshot (model version, run or day) instead of pooled: `probekit analyze` with
     a snapshot axis, and a timeline plot of one metric with its CIs."""
-    from probekit.analysis.export import tables_to_json, to_csv_text, write_tables
+    from probekit.analysis.export import write_tables
     from probekit.analysis.snapshots import BY_CHOICES, analyze_snapshots
 
     if by not in BY_CHOICES:
@@ -435,21 +435,10 @@ def snapshots_command(
         _fail(f"no table for {model} on {survey} (no finished run, or no valid answers)")
     if out is not None:
         write_tables(result, out)
-    if format == "json":
-        typer.echo(tables_to_json(result))
-    elif format == "csv":
-        for name, frame in result.items():
-            typer.echo(f"# {name}")
-            typer.echo(to_csv_text(frame), nl=False)
-    else:
-        import pandas as pd
+    from probekit.cli.display import echo_tables
 
-        with pd.option_context("display.max_columns", 60, "display.width", 250, "display.max_colwidth", 30,
-                               "display.float_format", "{:.4g}".format):
-            for name, frame in result.items():
-                typer.echo(f"== {name} ({len(frame)} rows)")
-                typer.echo(frame.drop(columns=["run_ids"]).head(limit).to_string(index=False))
-                typer.echo("")
+    echo_tables({name: frame.drop(columns=["run_ids"], errors="ignore") if format == "table" else frame
+                 for name, frame in result.items()}, format, limit=limit)
     if plot is not None and metric is not None:
         from probekit.tracking.plot import metric_series, plot_metric
 
