@@ -254,4 +254,58 @@ MIGRATIONS: list[Migration] = [
         ALTER TABLE runs ADD COLUMN heartbeat_at TIMESTAMPTZ;
         """,
     ),
+    Migration(
+        8,
+        "respondents as an axis of results",
+        """
+        -- Who answered, beside which model (docs/importing.md): a person of a human sample, a persona, one session
+        -- of a model. '' = the model itself (probekit's own runs). Part of the natural key, so many respondents
+        -- answering one trial with one model stay distinct rows and across-respondent statistics (Cronbach's alpha)
+        -- see each of them. DuckDB cannot change a primary key in place: the table is rebuilt, rows unchanged.
+        CREATE TABLE results_before_v8 AS SELECT * FROM results;
+        DROP INDEX results_trial;
+        DROP TABLE results;
+        CREATE TABLE results (
+            run_id VARCHAR NOT NULL,
+            trial_id VARCHAR NOT NULL,
+            model VARCHAR NOT NULL,
+            respondent VARCHAR NOT NULL DEFAULT '',  -- who answered as that model: '' = the model itself
+            sample_index INTEGER NOT NULL,
+            status VARCHAR NOT NULL,             -- ok | refusal | invalid | error
+            mode VARCHAR NOT NULL,               -- logprob | sample | sequence (the mode that produced the row)
+            choice INTEGER,                      -- canonical option index (argmax in logprob mode)
+            distribution DOUBLE[],               -- canonical order, sums to 1 (NULL when no valid mass)
+            valid_mass DOUBLE,                   -- total probability of all label variants before renormalising
+            missing_labels INTEGER,              -- labels absent from an API's top-k
+            label_logprobs DOUBLE[],             -- raw log P(label) per shown position
+            seq_logprob_sum DOUBLE[],            -- sequence mode, canonical order
+            seq_logprob_mean DOUBLE[],           -- sequence mode, per-token mean, canonical order
+            top_logprobs JSON,                   -- as returned (API) / top-20 next tokens (local)
+            raw_text VARCHAR,                    -- generated text (sample / reasoning / follow-ups)
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            latency_ms DOUBLE,
+            cost_usd DOUBLE,
+            resolved_model VARCHAR,
+            system_fingerprint VARCHAR,
+            error_class VARCHAR,
+            error_message VARCHAR,
+            attempts INTEGER,
+            created_at TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (run_id, trial_id, model, respondent, sample_index)
+        );
+        INSERT INTO results SELECT run_id, trial_id, model, '', sample_index, status, mode, choice, distribution,
+            valid_mass, missing_labels, label_logprobs, seq_logprob_sum, seq_logprob_mean, top_logprobs, raw_text,
+            prompt_tokens, completion_tokens, latency_ms, cost_usd, resolved_model, system_fingerprint, error_class,
+            error_message, attempts, created_at FROM results_before_v8;
+        DROP TABLE results_before_v8;
+        CREATE INDEX results_trial ON results (trial_id);
+        CREATE OR REPLACE VIEW trial_results AS
+        SELECT r.run_id, r.model, r.respondent, t.survey_id, t.item_id, t.template_id, t.paraphrase_id, t.factors,
+               t.option_order, t.labels, t.reasoning, r.trial_id, r.sample_index, r.status, r.mode,
+               r.choice, r.distribution, r.valid_mass, r.missing_labels, r.raw_text,
+               r.error_class, r.latency_ms, r.created_at
+        FROM results r JOIN trials t USING (trial_id);
+        """,
+    ),
 ]

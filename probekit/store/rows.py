@@ -25,6 +25,8 @@ class ResultRow:
     run_id: str = ""
     trial_id: str = ""
     model: str = ""
+    respondent: str = ""
+    """Who answered as `model` (a person, a persona, one session); '' = the model itself."""
     sample_index: int = 0
     status: str = "ok"
     """ok | refusal | invalid | error."""

@@ -34,7 +34,7 @@ from probekit.store.rows import RESULT_COLUMNS, ResultRow
 DEFAULT_STORE = Path("outputs/probekit.duckdb")
 LOCK_WAIT_SECONDS = 60.0
 
-RESULT_KEY = ["run_id", "trial_id", "model", "sample_index"]
+RESULT_KEY = ["run_id", "trial_id", "model", "respondent", "sample_index"]
 """The natural key of `results` (its primary key): a row with the same key replaces the stored one."""
 _LIST_COLUMNS = {"distribution", "label_logprobs", "seq_logprob_sum", "seq_logprob_mean"}
 _INT_COLUMNS = ("choice", "missing_labels", "prompt_tokens", "completion_tokens", "attempts")
