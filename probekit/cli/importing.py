@@ -22,6 +22,7 @@ def import_command(
     model: Annotated[Optional[str], typer.Option("--model", help="Model name when the file does not say (POBs files not named POBS_<model>_<run>.json).")] = None,
     trust_spec_polarity: Annotated[bool, typer.Option("--trust-spec-polarity", help="POBs: import answers whose recorded polarity differs from the survey's option with the survey's polarity (the published files code non-polar answers as ±0.5/±1 in some files and 1 in others).")] = False,
     new_run: Annotated[bool, typer.Option("--new-run", help="Store every row as a new run, even rows an earlier import stored already (default: those are skipped, and the same key with another answer is a bad row).")] = False,
+    match_items: Annotated[str, typer.Option("--match-items", help="id: rows name the survey's item ids (a row's item_text must be that item's text); text: rows are matched to the item whose text their item_text is (a source numbered differently from the spec). Case, spacing and punctuation are ignored.", metavar="id|text")] = "id",
 ) -> None:
     """Import responses collected elsewhere; they become one run, analysed like probekit's own.
 
@@ -51,7 +52,7 @@ def import_command(
     try:
         summary = import_responses(files, fmt=format, survey_file=survey, skip_bad=skip_bad, store_path=store,
                                    model=model, on_problem=skipped, trust_spec_polarity=trust_spec_polarity,
-                                   new_run=new_run)
+                                   new_run=new_run, match_items=match_items)
     except BadRows as error:
         for problem in error.problems[:SHOWN_PROBLEMS]:
             typer.echo(str(problem), err=True)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from probekit.importers.itemtext import ItemTexts
 from probekit.importers.records import Parsed, Response, RowProblem
 from probekit.store.recorder import StoreRecorder
 from probekit.store.rows import ResultRow
@@ -195,6 +196,11 @@ class _TrialIndex:
         if candidates is None:
             return f"survey {self.survey.id!r} has no item {response.item!r}"
         form = dict(response.form)
+        if response.shown is not None:
+            by_shown = self._filter_shown(candidates, response.shown)
+            if isinstance(by_shown, str):
+                return by_shown
+            candidates = by_shown
         for key, value in form.items():
             filtered = self._filter(candidates, key, value)
             if isinstance(filtered, str):
@@ -208,6 +214,27 @@ class _TrialIndex:
                 return (f"form {form or '{}'} matches {len(candidates)} forms of item {response.item!r}; "
                         f"name {', '.join(axes)} in 'form'")
         return candidates[0]
+
+    def _filter_shown(self, trials: list[Trial], shown: list[str]) -> list[Trial] | str:
+        """The forms whose options, listed in the order the source showed them, are `shown`: each form in that
+        order (built as probekit renders it when the spec's policy does not list the order)."""
+        from probekit.importers.labels import order_from_texts
+
+        kept: dict[str, Trial] = {}
+        for trial in trials:
+            template = self.templates[trial.template_id]
+            canonical = [o.text for o in item_options(self.survey, self.items[trial.item_id])]
+            for texts in ([template.option_texts] if template.option_texts is not None else []) + [canonical]:
+                order = order_from_texts(shown, texts)
+                if order is not None:
+                    chosen = trial if list(trial.order) == order else self._with_order([trial], tuple(order))[0]
+                    kept.setdefault(chosen.trial_id, chosen)
+                    break
+        if not kept:
+            options = trials[0].shown_options if trials else ()
+            return (f"shown {shown} are not the options of item {trials[0].item_id if trials else '?'!r} in some order "
+                    f"(its options: {', '.join(map(repr, options))}; case and punctuation are ignored)")
+        return list(kept.values())
 
     @staticmethod
     def _axes(trials: list[Trial]) -> dict[str, set[Any]]:
@@ -274,10 +301,20 @@ def _answer(response: Response, trial: Trial, survey: Survey, trust_spec_polarit
     n = trial.n_options
     field_name = response.answer_key or "selected"
     if response.label is not None:
-        matches = [k for k, label in enumerate(trial.labels) if label.lower() == response.label.lower()]
-        if len(matches) != 1:
-            return f"{field_name} {response.label!r} is not one of the labels {list(trial.labels)}"
-        response.choice = trial.order[matches[0]]
+        from probekit.importers.labels import is_positional, shown_choice
+
+        stated = "order" in response.form or "template" in response.form or response.shown is not None
+        if response.label_needs_order and not stated and is_positional(response.label, trial):
+            # The same "A" is option 0 under one prompt and option 4 under a reversed one: never guess.
+            return (f"{field_name} {response.label!r} is a position in the order the options were shown, and the row does "
+                    "not say which order that was: add form.order (canonical indices in shown order, e.g. "
+                    f"{list(reversed(range(n)))} for a reversed scale), shown (the option texts as shown) or "
+                    "form.template (the template whose order it was)")
+        texts = [o.text for o in item_options(survey, next(i for i in survey.items if i.id == trial.item_id))]
+        resolved = shown_choice(response.label, trial, texts)
+        if isinstance(resolved, str):
+            return f"{field_name} {response.label!r} {resolved}"
+        response.choice = resolved
     if response.choice is not None:
         if response.choice >= n:
             return f"choice {response.choice} is outside 0..{n - 1} (item has {n} options)"
@@ -315,13 +352,20 @@ def import_responses(
     on_problem: Callable[[RowProblem], None] | None = None,
     trust_spec_polarity: bool = False,
     new_run: bool = False,
+    match_items: str = "id",
 ) -> ImportSummary:
     """Import files (and directories of files) of responses into the store as one run. Raises BadRows (nothing
     written) when a row is bad and `skip_bad` is False, ImportRefused when the import cannot start.
 
     `trust_spec_polarity`: POBs answers whose recorded polarity differs from the survey's option are imported
     with the survey's polarity (the published files code non-polar answers differently from file to file).
-    `new_run`: store every row as a new run even if an earlier import stored the same answers."""
+    `new_run`: store every row as a new run even if an earlier import stored the same answers.
+    `match_items`: "id" (rows name the spec's item ids; a row's item_text must be that item's text) or "text" (rows
+    are matched to the item whose text their item_text is: a source numbered differently from the spec)."""
+    from probekit.importers.itemtext import MATCH_MODES
+
+    if match_items not in MATCH_MODES:
+        raise ImportRefused(f"--match-items {match_items!r}: use {' or '.join(MATCH_MODES)}")
     from probekit.importers.judgments import FORMATS as JUDGE_FORMATS, import_judge_file, sniff_format
 
     sources, ignored = expand_sources(path)
@@ -349,14 +393,14 @@ def import_responses(
         parsed.responses.extend(one.responses)
         parsed.problems.extend(one.problems)
     summary = _match_and_store(parsed, sources, formats, survey_file, store, skip_bad=skip_bad, on_problem=on_problem,
-                               trust_spec_polarity=trust_spec_polarity, new_run=new_run)
+                               trust_spec_polarity=trust_spec_polarity, new_run=new_run, match_items=match_items)
     summary.ignored_files = ignored
     return summary
 
 
 def _match_and_store(parsed: Parsed, sources: list[Path], formats: dict[Path, str], survey_file: str | Path | None,
                      store: Store, *, skip_bad: bool, on_problem: Callable[[RowProblem], None] | None,
-                     trust_spec_polarity: bool, new_run: bool) -> ImportSummary:
+                     trust_spec_polarity: bool, new_run: bool, match_items: str = "id") -> ImportSummary:
     from ulid import ULID
 
     from probekit.provenance import package_versions, survey_hash
@@ -364,10 +408,11 @@ def _match_and_store(parsed: Parsed, sources: list[Path], formats: dict[Path, st
     problems = list(parsed.problems)
     surveys = _surveys(parsed, ",".join(sorted(set(formats.values()))), Path(survey_file) if survey_file else None, store)
     indexes = {key: _TrialIndex(survey) for key, (survey, _p) in surveys.items()}
+    texts: dict[str | None, ItemTexts] = {}
     rows: list[ResultRow] = []
     lines: list[tuple[str, int]] = []
     used: dict[str | None, dict[str, Trial]] = {}
-    seen: dict[tuple[str, str, int], tuple[str, int, tuple[Any, ...]]] = {}
+    seen: dict[tuple[str, str, str, int], tuple[str, int, tuple[Any, ...]]] = {}
     repeated = 0
     overridden: list[int] = []
     for response in parsed.responses:
@@ -380,15 +425,26 @@ def _match_and_store(parsed: Parsed, sources: list[Path], formats: dict[Path, st
                 message = f"survey {response.survey!r} is not in the store, not bundled in surveys/, and not given with --survey"
             problems.append(RowProblem(where, response.line, message))
             continue
+        if response.survey not in texts:
+            texts[response.survey] = ItemTexts(index.survey)
+        identity = _identify_item(response, texts[response.survey], match_items)
+        if identity:
+            problems.append(RowProblem(where, response.line, identity, kind=_kind(identity)))
+            continue
         trial = index.match(response)
         if isinstance(trial, str):
             problems.append(RowProblem(where, response.line, trial, kind=_kind(trial)))
             continue
+        if response.prompt is not None or response.prompt_template is not None:
+            trial = _source_prompt(response, trial, index.survey)
+            if isinstance(trial, str):
+                problems.append(RowProblem(where, response.line, trial, kind=_kind(trial)))
+                continue
         answer = _answer(response, trial, index.survey, trust_spec_polarity, overridden)
         if isinstance(answer, str):
             problems.append(RowProblem(where, response.line, answer, kind=_kind(answer)))
             continue
-        key = (trial.trial_id, response.model, response.sample)
+        key = (trial.trial_id, response.model, response.respondent, response.sample)
         same = _answer_of(answer["status"], answer.get("choice"), answer.get("distribution"))
         if key in seen:
             first = seen[key]
@@ -396,21 +452,22 @@ def _match_and_store(parsed: Parsed, sources: list[Path], formats: dict[Path, st
                 repeated += 1
                 continue
             at = f"line {first[1]}" if first[0] == where else f"{first[0]}:{first[1]}"
-            problems.append(RowProblem(where, response.line, f"duplicate of {at} (same item, form, model and sample) "
-                                       "with another answer", kind="two answers for the same item, form, model and sample"))
+            problems.append(RowProblem(where, response.line, f"duplicate of {at} (same item, form, model, respondent and "
+                                       "sample) with another answer",
+                                       kind="two answers for the same item, form, model, respondent and sample"))
             continue
         seen[key] = (where, response.line, same)
         used.setdefault(response.survey, {})[trial.trial_id] = trial
-        rows.append(ResultRow(trial_id=trial.trial_id, model=response.model, sample_index=response.sample,
-                              raw_text=response.raw_text, attempts=0, **answer))
+        rows.append(ResultRow(trial_id=trial.trial_id, model=response.model, respondent=response.respondent,
+                              sample_index=response.sample, raw_text=response.raw_text, attempts=0, **answer))
         lines.append((where, response.line))
     stored_before, conflicts = ({}, {}) if new_run else _stored_imports(store, rows)
     for row, (where, line) in zip(rows, lines):
         previous = conflicts.get(_row_key(row))
         if previous:
             problems.append(RowProblem(where, line, f"run {previous} (an earlier import) stored another answer for this "
-                                       "item, form, model and sample; import it as a separate run with --new-run",
-                                       kind="another answer already imported for the same key"))
+                                       "item, form, model, respondent and sample; import it as a separate run with "
+                                       "--new-run", kind="another answer already imported for the same key"))
     order = {str(source): k for k, source in enumerate(sources)}
     problems.sort(key=lambda p: (order.get(p.path, len(order)), p.line))
     if problems and not skip_bad:
@@ -439,6 +496,11 @@ def _match_and_store(parsed: Parsed, sources: list[Path], formats: dict[Path, st
                    "n_files": len(sources), "rows": len(fresh), "skipped": len(problems),
                    "content": _content_digest(fresh), "trust_spec_polarity": trust_spec_polarity},
     }
+    if match_items != "id":
+        config["import"]["match_items"] = match_items
+    respondents = sorted({row.respondent for row in fresh} - {""})
+    if respondents:
+        config["import"]["respondents"] = len(respondents)
     if len(sources) == 1:
         config["import"]["file"] = sources[0].name
     config_hash = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
@@ -465,13 +527,48 @@ def _match_and_store(parsed: Parsed, sources: list[Path], formats: dict[Path, st
     return summary
 
 
+def _identify_item(response: Response, texts: ItemTexts, match_items: str) -> str | None:
+    """Set the row's item from its text (`match_items` "text"), or check its text against the item it names; the
+    problem when neither works."""
+    if match_items == "text":
+        if response.item_text is None:
+            return "--match-items text matches rows by their item_text, and this row has none: add item_text"
+        try:
+            response.item = texts.find(response.item_text)
+        except LookupError as error:
+            return str(error)
+        return None
+    if not response.item:
+        return "the row names no item: give 'item', or match rows by their item_text with --match-items text"
+    return texts.check(response.item, response.item_text) if response.item_text is not None else None
+
+
+def _source_prompt(response: Response, trial: Trial, survey: Survey) -> Trial | str:
+    """The trial with the prompt the source used (exact, or its template rendered for this item)."""
+    from probekit.importers.prompts import unknown_placeholders, with_prompt, with_prompt_template
+
+    if response.prompt is not None:
+        return with_prompt(trial, response.prompt)
+    assert response.prompt_template is not None
+    unknown = unknown_placeholders(response.prompt_template, survey, trial)
+    if unknown:
+        return (f"prompt_template has placeholder(s) {', '.join('{' + u + '}' for u in unknown)} that item "
+                f"{trial.item_id!r} cannot fill: use its fields ({', '.join(index_fields(survey, trial)) or 'none'}), "
+                "{options}, {labels}, {option_1} ... or write the exact prompt as 'prompt'")
+    return with_prompt_template(trial, survey, response.prompt_template)
+
+
+def index_fields(survey: Survey, trial: Trial) -> list[str]:
+    return list(next(i for i in survey.items if i.id == trial.item_id).fields)
+
+
 def _kind(message: str) -> str:
     """A message without the item it names, to summarise many rows with one problem."""
     return re.sub(r"item '[^']*'", "item …", re.sub(r"line \d+", "line …", message))
 
 
-def _row_key(row: ResultRow) -> tuple[str, str, int]:
-    return (row.trial_id, row.model, int(row.sample_index))
+def _row_key(row: ResultRow) -> tuple[str, str, str, int]:
+    return (row.trial_id, row.model, row.respondent, int(row.sample_index))
 
 
 def _answer_of(status: Any, choice: Any, distribution: Any) -> tuple[Any, ...]:
@@ -485,32 +582,36 @@ def _answer_of(status: Any, choice: Any, distribution: Any) -> tuple[Any, ...]:
 
 def _content_digest(rows: list[ResultRow]) -> str:
     """The rows' content (key and answer), independent of their order and of the file's bytes."""
-    keys = sorted(json.dumps([*_row_key(r), *_answer_of(r.status, r.choice, r.distribution)]) for r in rows)
+    # The respondent enters only when there is one, so imports without respondents keep the digest they had.
+    keys = sorted(json.dumps([*(_row_key(r) if r.respondent else (r.trial_id, r.model, int(r.sample_index))),
+                              *_answer_of(r.status, r.choice, r.distribution)]) for r in rows)
     return hashlib.sha256("\n".join(keys).encode()).hexdigest()
 
 
-def _stored_imports(store: Store, rows: list[ResultRow]) -> tuple[dict[tuple[str, str, int], str], dict[tuple[str, str, int], str]]:
-    """Rows earlier imports stored with the same trial, model and sample: ({key: run} where the answer is the same,
-    {key: run} where it differs)."""
+def _stored_imports(store: Store, rows: list[ResultRow]) -> tuple[dict[tuple[str, str, str, int], str],
+                                                                   dict[tuple[str, str, str, int], str]]:
+    """Rows earlier imports stored with the same trial, model, respondent and sample: ({key: run} where the answer is
+    the same, {key: run} where it differs)."""
     if not rows or not store.path.exists():
         return {}, {}
     import pandas as pd
 
-    wanted = pd.DataFrame([_row_key(r) for r in rows], columns=["trial_id", "model", "sample_index"])
+    wanted = pd.DataFrame([_row_key(r) for r in rows], columns=["trial_id", "model", "respondent", "sample_index"])
     with store.connect(read_only=True) as con:
         con.register("wanted_rows", wanted)
         try:
             stored = con.execute(
-                "SELECT r.trial_id, r.model, r.sample_index, r.status, r.choice, CAST(r.distribution AS DOUBLE[]), r.run_id "
-                "FROM results r JOIN wanted_rows w USING (trial_id, model, sample_index) JOIN runs u USING (run_id) "
+                "SELECT r.trial_id, r.model, r.respondent, r.sample_index, r.status, r.choice, "
+                "CAST(r.distribution AS DOUBLE[]), r.run_id "
+                "FROM results r JOIN wanted_rows w USING (trial_id, model, respondent, sample_index) JOIN runs u USING (run_id) "
                 "WHERE json_extract(u.config, '$.import') IS NOT NULL ORDER BY u.started_at").fetchall()
         finally:
             con.unregister("wanted_rows")
     answers = {_row_key(r): _answer_of(r.status, r.choice, r.distribution) for r in rows}
-    same: dict[tuple[str, str, int], str] = {}
-    differ: dict[tuple[str, str, int], str] = {}
-    for trial_id, model, sample, status, choice, distribution, run_id in stored:
-        key = (str(trial_id), str(model), int(sample))
+    same: dict[tuple[str, str, str, int], str] = {}
+    differ: dict[tuple[str, str, str, int], str] = {}
+    for trial_id, model, respondent, sample, status, choice, distribution, run_id in stored:
+        key = (str(trial_id), str(model), str(respondent), int(sample))
         if _answer_of(status, choice, distribution) == answers.get(key):
             same.setdefault(key, str(run_id))
         else:

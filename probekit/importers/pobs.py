@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from probekit.importers.labels import clean_label
 from probekit.importers.records import Parsed, Response, RowProblem
 
 FILE_NAME = re.compile(r"^POBS_(?P<model>.+)_(?P<run>\d+)\.json$")
@@ -92,14 +93,6 @@ class _LineIndex:
         return bisect.bisect_left(self.starts, offset) + 1
 
 
-def _label(value: Any) -> str | None:
-    """The selected letter, or None for no usable answer; 'A.' / '(A)' are reduced to 'A'."""
-    if value is None:
-        return None
-    text = str(value).strip().strip("().[]*").strip()
-    return text or None
-
-
 def read_pobs_file(path: Path) -> tuple[str, Any] | RowProblem:
     """(text, parsed JSON) of a POBs response file, or the problem with it (not UTF-8 text, binary, not JSON)."""
     from probekit.survey.errors import SpecError
@@ -171,7 +164,7 @@ def parse_pobs(path: Path, model: str | None = None, run: int | None = None) -> 
                 parsed.problems.append(RowProblem(shown, response.line, f"{selected_key} must be an option letter, not "
                                                   f"{type(value).__name__}", kind=f"{selected_key} is not a letter"))
                 continue
-            label = _label(value)
+            label = clean_label(value)
             if label is None:
                 response.status = "invalid"  # the source could not parse an answer: kept, never an option
             else:

@@ -28,10 +28,24 @@ class Response:
     """Form keys: template, paraphrase, order, reasoning, setup, or a factor name."""
     sample: int = 0
     """Sample / repeated-run index."""
+    respondent: str = ""
+    """Who answered as `model` (a person, a persona, one session of the model); '' = the model itself."""
     choice: int | None = None
     distribution: list[float] | None = None
     status: str | None = None
     label: str | None = None
+    """The answer as shown: a label of the trial's scheme ("B", "2") or an option's shown text."""
+    shown: list[str] | None = None
+    """The option texts in the order the source showed them (another way to say the shown order)."""
+    item_text: str | None = None
+    """The item's text as the source showed it: checked against the spec's item (or matched, by text)."""
+    prompt: str | list[dict[str, str]] | None = None
+    """The exact prompt the source sent (a user message, or chat messages): stored instead of the template's."""
+    prompt_template: str | None = None
+    """The source's prompt template with the survey's placeholders, rendered per item in place of the template's."""
+    label_needs_order: bool = False
+    """A position label ("A") must come with the order it was shown in (form.order, shown or form.template): the
+    generic format says so per row, so a reversed-scale file can never import un-inverted."""
     raw_text: str | None = None
     """The model's raw answer, when the source has it."""
     check_polarity: float | None = None
