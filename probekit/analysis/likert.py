@@ -4,6 +4,10 @@ Cronbach's α, prompt sensitivity across administration styles and option-order 
 Conventions (docs/survey-conventions.md): options carry `value`; `item.keyed` = ±1; `item.meta.domain`
 and `item.meta.facet`; `template.group` = administration style; `template.meta.anchors` = original or
 mirrored. Stored distributions are in canonical order, so E[r] = Σ_j value_j p_j needs no relabelling.
+
+Respondents (`results.respondent`: people of a human sample, personas, sessions of one model, imported with
+docs/importing.md) stay distinct: each is a row of the respondents × items matrix behind Cronbach's α, and trait
+scores average over them (each respondent's item score counts once).
 """
 
 from __future__ import annotations
@@ -52,7 +56,8 @@ def form_scores(forms: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
         low, high = np.nanmin(values), np.nanmax(values)
         meta = item["meta"] or {}
         rows.append({
-            "run_id": row.run_id, "model": row.model, "reasoning": row.reasoning, "item_id": row.item_id,
+            "run_id": row.run_id, "model": row.model, "respondent": getattr(row, "respondent", ""),
+            "reasoning": row.reasoning, "item_id": row.item_id,
             "trial_id": row.trial_id, "template_id": row.template_id,
             "style": row.template_group or row.template_id, "anchors": str(row.tmeta.get("anchors", "original")),
             "paraphrase_id": row.paraphrase_id, "option_order": ",".join(map(str, row.option_order)),
@@ -95,10 +100,13 @@ def cronbach_alpha(matrix: np.ndarray) -> float:
 
 
 def alpha_table(scores: pd.DataFrame, trait: str = "domain", *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """Cronbach's α per model × reasoning × trait. A 'respondent' is one administration: run × template ×
-    paraphrase × option order × factors (the LLM analogue of a person filling in the whole inventory).
-    Only respondents that answered every item of the trait are used; CI by bootstrapping respondents."""
-    respondent = ["run_id", "template_id", "paraphrase_id", "option_order", "factors"]
+    """Cronbach's α per model × reasoning × trait. A 'respondent' is one administration: run × respondent ×
+    template × paraphrase × option order × factors (the LLM analogue of a person filling in the whole inventory;
+    `respondent` is who answered as the model: a person, a persona, a session). Only respondents that answered
+    every item of the trait are used; CI by bootstrapping respondents."""
+    respondent = ["run_id", "respondent", "template_id", "paraphrase_id", "option_order", "factors"]
+    if "respondent" not in scores:
+        scores = scores.assign(respondent="")
     rows = []
     for (model, reasoning, name), sub in scores.groupby(["model", "reasoning", trait], sort=True):
         wide = sub.pivot_table(index=respondent, columns="item_id", values="score", aggfunc="mean").dropna()
@@ -222,10 +230,49 @@ def order_symmetry(scores: pd.DataFrame, trait: str = "domain", *, n_boot: int =
     return table
 
 
+def respondent_trait_scores(scores: pd.DataFrame, trait: str = "domain") -> pd.DataFrame:
+    """Per model × reasoning × respondent × trait: the mean keyed score of the trait's items (each item first
+    averaged over the respondent's forms), with n items. The scores a human-sample study reports per person."""
+    per_item = scores.groupby(["model", "reasoning", "respondent", trait, "item_id"], sort=True)["score"].mean()
+    table = per_item.groupby(level=[0, 1, 2, 3], sort=True).agg(["mean", "size"]).reset_index()
+    return table.rename(columns={trait: "trait", "mean": "score", "size": "n_items"})
+
+
 # -- registered tables --------------------------------------------------------------------------------
+def respondent_forms(ctx) -> pd.DataFrame | None:  # type: ignore[no-untyped-def]
+    """ctx.forms() split by respondent (one row per run × model × respondent × trial, distribution = the mean of
+    its ok rows), or None when no result in scope names a respondent (the pooled forms are the same then)."""
+    import duckdb
+
+    try:
+        named = ctx.sql("SELECT count(*) AS n FROM results r JOIN trials t USING (trial_id) "
+                        "WHERE {scope} AND r.respondent <> ''")
+    except duckdb.Error:  # a store written before migration 8 (readers do not migrate): no respondents
+        return None
+    if int(named["n"][0]) == 0:
+        return None
+    frame = ctx.sql(
+        "SELECT r.run_id, r.model, r.respondent, t.item_id, r.trial_id, t.template_id, t.paraphrase_id, "
+        "CAST(t.factors AS VARCHAR) AS factors, t.option_order, t.reasoning, "
+        "list(CAST(r.distribution AS DOUBLE[])) FILTER (WHERE r.status = 'ok' AND r.distribution IS NOT NULL) AS dists "
+        "FROM results r JOIN trials t USING (trial_id) WHERE {scope} GROUP BY ALL "
+        "ORDER BY r.run_id, r.model, r.respondent, t.item_id, r.trial_id")
+    import json
+
+    frame["factors"] = [json.loads(f) if isinstance(f, str) and f else {} for f in frame["factors"]]
+    frame["option_order"] = [tuple(int(x) for x in o) for o in frame["option_order"]]
+    frame["dist"] = [np.mean(np.asarray([list(d) for d in ds], dtype=float), axis=0) if ds is not None and len(ds) else None
+                     for ds in frame["dists"]]
+    tmeta = ctx.template_meta()
+    frame["template_group"] = [tmeta.get(t, {}).get("group") for t in frame["template_id"]]
+    frame["tmeta"] = [tmeta.get(t, {}) for t in frame["template_id"]]
+    return frame.drop(columns=["dists"])
+
+
 def _scores(ctx) -> pd.DataFrame:  # type: ignore[no-untyped-def]
     if "likert_scores" not in ctx._cache:
-        forms = ctx.forms()
+        by_respondent = respondent_forms(ctx)
+        forms = by_respondent if by_respondent is not None else ctx.forms()
         ctx._cache["likert_scores"] = form_scores(forms, ctx.items()) if not forms.empty else pd.DataFrame()
     return ctx._cache["likert_scores"]
 
@@ -258,6 +305,15 @@ def _likert_alpha(ctx):  # type: ignore[no-untyped-def]
     """Cronbach's α per model × trait over administrations."""
     scores = _scores(ctx)
     return None if scores.empty else alpha_table(scores, "domain", n_boot=ctx.n_boot, seed=ctx.seed)
+
+
+@register("likert_respondents", is_personality, detail=True)
+def _likert_respondents(ctx):  # type: ignore[no-untyped-def]
+    """Keyed trait (domain) score per model × respondent (people, personas or sessions given as respondents)."""
+    scores = _scores(ctx)
+    if scores.empty or (scores["respondent"] == "").all():
+        return None
+    return respondent_trait_scores(scores, "domain")
 
 
 @register("likert_sensitivity", is_personality)
