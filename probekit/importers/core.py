@@ -200,6 +200,10 @@ class _TrialIndex:
             by_shown = self._filter_shown(candidates, response.shown)
             if isinstance(by_shown, str):
                 return by_shown
+            if "order" in form and not any(list(t.order) == form["order"] for t in by_shown):
+                # two statements of the shown order that disagree: neither may win silently
+                return (f"form.order {form['order']} disagrees with shown {response.shown} (order "
+                        f"{list(by_shown[0].order)}): give one of them")
             candidates = by_shown
         for key, value in form.items():
             filtered = self._filter(candidates, key, value)

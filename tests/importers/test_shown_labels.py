@@ -136,3 +136,12 @@ def test_cli_rejects_the_mixed_file_and_imports_the_stated_one(tmp_path: Path) -
     # The hand-inverted file holds the same answers: nothing new (re-import by content is a no-op).
     again = probekit("import", str(inverted), "--store", str(store))
     assert again.returncode == 0 and "already imported" in again.stdout, again.stdout + again.stderr
+
+
+def test_shown_and_form_order_that_disagree_are_a_bad_row(tmp_path: Path) -> None:
+    spec = mini_spec(tmp_path / "mini.yaml")
+    rows = [{"survey": "mini_traits", "item": "e1", "model": "m", "form": {"order": [0, 1, 2, 3, 4]},
+             "shown": list(reversed(SCALE)), "label": "A"}]
+    with pytest.raises(BadRows) as caught:
+        import_responses(write_lines(tmp_path / "both.jsonl", rows), survey_file=spec, store_path=tmp_path / "s.duckdb")
+    assert "form.order [0, 1, 2, 3, 4] disagrees with shown" in caught.value.problems[0].message
