@@ -85,6 +85,7 @@ def import_command(
         raise typer.Exit(EXIT_BAD_ROWS)
     typer.echo(f"imported {summary.imported} response(s) of {', '.join(summary.models)} for "
                f"{', '.join(summary.surveys)} from {where} as run {summary.run_id} → {store}"
+               + (f" ({summary.respondents} respondent(s))" if summary.respondents else "")
                + (f" ({len(summary.skipped)} bad row(s) skipped)" if summary.skipped else "")
                + (f" ({summary.already_stored} row(s) already imported before)" if summary.already_stored else "")
                + (f" ({summary.repeated} row(s) given twice, stored once)" if summary.repeated else ""))

@@ -63,6 +63,8 @@ class ImportSummary:
     (`trust_spec_polarity`)."""
     ignored_files: list[str] = field(default_factory=list)
     """Files in the directories given whose extension is no import format (README.md ...)."""
+    respondents: int = 0
+    """Distinct named respondents among the rows stored (0: every row is the model itself)."""
 
 
 IMPORT_SUFFIXES = (".jsonl", ".json", ".csv")
@@ -504,7 +506,7 @@ def _match_and_store(parsed: Parsed, sources: list[Path], formats: dict[Path, st
         config["import"]["match_items"] = match_items
     respondents = sorted({row.respondent for row in fresh} - {""})
     if respondents:
-        config["import"]["respondents"] = len(respondents)
+        config["import"]["respondents"] = summary.respondents = len(respondents)
     if len(sources) == 1:
         config["import"]["file"] = sources[0].name
     config_hash = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()

@@ -67,7 +67,7 @@ def test_alpha_over_20_respondents_equals_the_hand_computation(tmp_path: Path) -
     store = tmp_path / "store.duckdb"
     summary = import_responses(write_lines(tmp_path / "people.jsonl", sample_rows(True)), survey_file=spec,
                                store_path=store)
-    assert summary.imported == 160
+    assert summary.imported == 160 and summary.respondents == 20
     assert Store(store).query("SELECT count(DISTINCT respondent) AS n FROM results")["n"][0] == 20
     tables = analyze(store, survey="mini_traits", tables=["likert_alpha", "likert_traits", "likert_respondents"],
                      n_boot=50)
