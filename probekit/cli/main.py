@@ -154,6 +154,11 @@ def run(
     timeout: Annotated[Optional[float], typer.Option("--timeout", min=0.001, help="Seconds per API request before it is retried (default 60).")] = None,
     max_rate_limit_wait: Annotated[float, typer.Option("--max-rate-limit-wait", min=0.0, help="Seconds one request may wait out rate limits (429s; Retry-After honoured) before it is stored as an error. Rate limits do not use up the retries of other faults.")] = 600.0,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Trials per backend call for local models (default 64).")] = None,
+    executor: Annotated[Optional[str], typer.Option("--executor", help="Where local models score: local (this process) or ray (sharded over Ray actors; API models stay here). Default: the experiment file's executor, else local.")] = None,
+    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster to join (host:6379, ray://host:10001, auto). Default: start a local Ray instance.")] = None,
+    ray_actors: Annotated[Optional[int], typer.Option("--ray-actors", min=1, help="Ray actors per local model, each with its own copy of the model (default 1).")] = None,
+    ray_gpus: Annotated[Optional[float], typer.Option("--ray-gpus", min=0.0, help="GPUs per Ray actor (default: 1, or the engine's tensor_parallel_size, when the cluster has GPUs; else 0).")] = None,
+    ray_cpus: Annotated[Optional[float], typer.Option("--ray-cpus", min=0.001, help="CPUs per Ray actor (default 1).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
     """Run surveys on models and store every prompt, response and distribution.
@@ -206,11 +211,13 @@ def run(
                                 ("TQDM_DISABLE", "1")):
             os.environ.setdefault(variable, value)
     progress = _progress_reporter(quiet)
+    ray_options = _ray_options(executor, inputs.ray, address=ray_address, actors=ray_actors, num_gpus=ray_gpus,
+                               num_cpus=ray_cpus)
     options = RunOptions(models=model_list, store=store, limit=limit, orders=orders, mode=mode, samples=samples,
                          temperature=temperature, reasoning=reasoning, seed=seed, resume=resume, new_run=new_run,
                          progress=progress.update if progress else None, experiment=inputs.experiment,
                          prior_from=prior_from, backend_options=api_options, max_rate_limit_wait=max_rate_limit_wait,
-                         notice=lambda message: typer.echo(message, err=True))
+                         notice=lambda message: typer.echo(message, err=True), executor=executor or "auto", ray=ray_options)
     try:
         if progress:
             with progress:
@@ -236,6 +243,30 @@ def run(
             f"{summary.errors} trial(s) failed after retries and are stored as errors (not answers). "
             f"Retry them with: probekit run ... --resume {summary.run_id}", err=True)
         raise typer.Exit(1)
+
+
+def _ray_options(executor: str | None, from_experiment: Any, **flags: Any) -> Any:
+    """RayOptions from the experiment's executor block with the --ray-* flags given on top (None: not Ray)."""
+    from dataclasses import replace
+
+    from probekit.execution.ray_pool import RayOptions
+
+    if executor not in (None, "local", "ray"):
+        _fail(f"--executor {executor!r}: use local or ray")
+    given = {name: value for name, value in flags.items() if value is not None}
+    if executor == "local":
+        if given:
+            _fail(f"--ray-{next(iter(given)).replace('num_', '').replace('_', '-')} has no effect with --executor local: "
+                  "drop it, or use --executor ray")
+        return None
+    if not given and executor is None:
+        return from_experiment
+    if executor is None and from_experiment is None:
+        _fail("--ray-* options need --executor ray (or an experiment file with executor: {kind: ray})")
+    try:
+        return replace(from_experiment or RayOptions(), **given)
+    except ValueError as error:
+        _fail(str(error))
 
 
 class _Progress:
