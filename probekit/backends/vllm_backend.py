@@ -128,7 +128,7 @@ class VLLMBackend(Backend):
         from vllm import LLM
 
         folder, weights_sha256, overrides = model_directory(self.model[len(PREFIX):])
-        kwargs = self.engine_kwargs(folder, overrides)
+        kwargs = self.engine_kwargs(folder, overrides, self.device)
         started = time.perf_counter()
         self._llm = LLM(**kwargs)
         load_seconds = round(time.perf_counter() - started, 2)
@@ -157,11 +157,11 @@ class VLLMBackend(Backend):
 
         return str(current_platform.device_type)
 
-    def engine_kwargs(self, folder: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    def engine_kwargs(self, folder: str, overrides: dict[str, Any], device: str) -> dict[str, Any]:
         """`LLM(...)` keyword arguments: the options given, and on CPU defaults that start in seconds and match
         the transformers backend's numbers (float32, eager, an explicit KV cache size)."""
         options = {k: v for k, v in self._engine_options.items() if v is not None}
-        on_cpu = self.device == "cpu"
+        on_cpu = device == "cpu"
         kv_space = options.pop("kv_cache_space", None)
         if on_cpu:
             options.setdefault("dtype", "float32")
