@@ -1,5 +1,5 @@
-"""Build surveys/ipip_neo_120.yaml (IPIP-NEO-120) and surveys/ipip_bigfive_50.yaml (the 50-item IPIP Big-Five
-markers, a short form), each in the three administration styles of Gupta et al. (METRICS.md §4) and each
+"""Build surveys/ipip_neo_300.yaml (IPIP-NEO-300), surveys/ipip_neo_120.yaml (IPIP-NEO-120) and
+surveys/ipip_bigfive_50.yaml (the 50-item IPIP Big-Five markers, a short form), each in the three administration styles of Gupta et al. (METRICS.md §4) and each
 style in original and mirrored-anchor order: 6 templates.
 
 Canonical options are the five scale points from least to most self-descriptive, values 1..5. Every style
@@ -114,6 +114,25 @@ def main() -> None:
     header = HEADER.format(title="IPIP-NEO-120 (Johnson 2014), 120 items x 6 templates.",
                            items_source="Item table ../shared/data/personality/ipip_neo_120.csv (see its SOURCE.md).")
     print("wrote", write_survey("ipip_neo_120", header, spec), f"({len(neo)} items)")
+
+    neo300 = [{
+        "id": row["item_num_300"],
+        "fields": {"statement": statement(row["text_first_person"])},
+        "keyed": int(row["key"]),
+        "meta": {"domain": row["domain"], "facet": row["facet"], "facet_name": row["facet_name"],
+                 **({"item_num_120": int(row["item_num_120"])} if row["item_num_120"] else {}), "ipip_text": row["text"]},
+    } for row in read_csv(args.data / "ipip_neo_300.csv")]
+    spec = survey_spec("ipip_neo_300", "IPIP-NEO-300 (3 administration styles x 2 anchor orders)",
+                       "Goldberg's 300-item IPIP representation of the NEO-PI-R: 5 domains x 30 facets x 10 items; item ids "
+                       "are IPIP-NEO-300 numbers (official administration order); meta.item_num_120 names the item's number "
+                       "in the 120-item form when it has one.", neo300)
+    spec["source"] = dict(spec["source"], citation=(
+        "Goldberg (1999), A broad-bandwidth, public-domain personality inventory measuring the lower-level facets of "
+        "several five-factor models; Goldberg et al. (2006), The International Personality Item Pool; Gupta, Song, "
+        "Anumanchipalli (2024) Self-assessment tests are unreliable measures of LLM personality"))
+    header = HEADER.format(title="IPIP-NEO-300 (Goldberg 1999), 300 items x 6 templates.",
+                           items_source="Item table ../shared/data/personality/ipip_neo_300.csv (see its SOURCE.md).")
+    print("wrote", write_survey("ipip_neo_300", header, spec), f"({len(neo300)} items)")
 
     markers = [{
         "id": row["item_num"],
