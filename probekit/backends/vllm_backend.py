@@ -314,17 +314,8 @@ class VLLMBackend(Backend):
         return tokens
 
     def continuation_sync(self, requests: Sequence[ContinuationRequest]) -> list[ContinuationScores]:
-        started = time.perf_counter()
-        encoded = [self.encode_prompt(self.prompt_text(r.prompt)) for r in requests]
-        pairs = [(encoded[i], self._tok(text, add_special_tokens=False)["input_ids"])
-                 for i, r in enumerate(requests) for text in r.continuations]
-        values = self.continuation_logprobs_ids(pairs)
-        share = (time.perf_counter() - started) * 1000 / max(1, len(requests))
-        out, cursor = [], 0
-        for i, request in enumerate(requests):
-            out.append(ContinuationScores(values[cursor: cursor + len(request.continuations)], self._provenance(len(encoded[i]), 0, share)))
-            cursor += len(request.continuations)
-        return out
+        """The transformers backend's bookkeeping over this engine's `continuation_logprobs_ids`."""
+        return list(_hf().continuation_sync(self, requests))
 
     def _provenance(self, prompt_tokens: int, completion_tokens: int, latency_ms: float) -> Provenance:
         return Provenance(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, latency_ms=latency_ms,
