@@ -94,6 +94,9 @@ class VLLMBackend(Backend):
         if not is_vllm(model) or not model[len(PREFIX):].strip():
             raise ValueError(f"model key {model!r}: write vllm:<model directory>, vllm:<hub id in the local cache> or "
                              f"vllm:<built-in> ({', '.join(BUILTIN_MODELS)})")
+        target = model[len(PREFIX):]
+        if target.startswith(("/", "./", "../", "~")) and not (Path(target).expanduser() / "config.json").is_file():
+            raise ValueError(f"model key {model!r}: no model directory (with config.json) at {target}")
         self.model = model
         self.max_batch = max_batch
         self.concurrency = 1  # one engine: it batches a call's requests itself; parallel calls would only queue

@@ -171,17 +171,19 @@ def test_unknown_engine_options_are_rejected_with_the_accepted_ones() -> None:
 def test_engine_options_become_llm_arguments() -> None:
     from probekit.backends.vllm_backend import VLLMBackend
 
-    backend = VLLMBackend("vllm:/models/x", tensor_parallel_size=2, gpu_memory_utilization=0.8, max_model_len=4096,
+    backend = VLLMBackend("vllm:org/model", tensor_parallel_size=2, gpu_memory_utilization=0.8, max_model_len=4096,
                           engine_args={"swap_space": 0, "enforce_eager": False})
     on_gpu = backend.engine_kwargs("/models/x", {}, "cuda")
     assert on_gpu["tensor_parallel_size"] == 2 and on_gpu["gpu_memory_utilization"] == 0.8 and on_gpu["max_model_len"] == 4096
     assert on_gpu["enable_prefix_caching"] is True and on_gpu["swap_space"] == 0 and on_gpu["max_logprobs"] >= 20
     assert "dtype" not in on_gpu and "kv_cache_memory_bytes" not in on_gpu, "on a GPU vLLM's own defaults hold"
-    on_cpu = VLLMBackend("vllm:/models/x", kv_cache_space=1.5).engine_kwargs("/models/x", {"architectures": ["X"]}, "cpu")
+    on_cpu = VLLMBackend("vllm:org/model", kv_cache_space=1.5).engine_kwargs("/models/x", {"architectures": ["X"]}, "cpu")
     assert on_cpu["dtype"] == "float32" and on_cpu["enforce_eager"] is True
     assert on_cpu["kv_cache_memory_bytes"] == int(1.5 * (1 << 30)) and on_cpu["hf_overrides"] == {"architectures": ["X"]}
     with pytest.raises(ValueError, match="vllm:<model directory>"):
         VLLMBackend("vllm:")
+    with pytest.raises(ValueError, match="no model directory"):
+        VLLMBackend("vllm:/no/such/model")
 
 
 def test_the_dequantized_cache_is_seen_by_vllm_with_its_tied_embedding(tmp_path: Path) -> None:
