@@ -69,22 +69,6 @@ def _hf() -> Any:
 class VLLMBackend(Backend):
     """One vLLM engine (`vllm.LLM`) serving one model."""
 
-    # The prompt text, its tokens and the label-token logic are the transformers backend's own methods (they
-    # read only `_tok` and `_chat_template`), so rows of the two engines agree token for token. Imported when
-    # first used: `import probekit.backends` stays light.
-    def prompt_text(self, prompt: Prompt) -> str:
-        return str(_hf().prompt_text(self, prompt))  # type: ignore[arg-type]
-
-    def encode_prompt(self, text: str) -> list[int]:
-        return list(_hf().encode_prompt(self, text))  # type: ignore[arg-type]
-
-    def label_token_ids(self, labels: tuple[str, ...]) -> tuple[tuple[int, ...], ...] | None:
-        return _hf().label_token_ids(self, labels)  # type: ignore[no-any-return]  # lru_cache types it loosely
-
-    @property
-    def is_chat(self) -> bool:
-        return bool(_hf().is_chat.fget(self))  # type: ignore[attr-defined]
-
     def __init__(self, model: str, *, max_batch: int = 256, chat_template: bool | None = None, top_logprobs: int = TOP_LOGPROBS,
                  tensor_parallel_size: int = 1, pipeline_parallel_size: int = 1, gpu_memory_utilization: float | None = None,
                  max_model_len: int | None = None, dtype: str | None = None, kv_cache_space: float | None = None,
@@ -117,6 +101,23 @@ class VLLMBackend(Backend):
         self._engine_lock = threading.Lock()
         """One engine call at a time: vLLM's offline LLM is not re-entrant (and label requests must never share
         an engine step with top-k requests: the sampler then returns the listed tokens for the whole batch)."""
+
+    # -- prompts: the transformers backend's ------------------------------------------------------
+    # The prompt text, its tokens and the label-token logic are the transformers backend's own methods (they
+    # read only `_tok` and `_chat_template`), so rows of the two engines agree token for token. Imported when
+    # first used: `import probekit.backends` stays light.
+    def prompt_text(self, prompt: Prompt) -> str:
+        return str(_hf().prompt_text(self, prompt))  # type: ignore[arg-type]
+
+    def encode_prompt(self, text: str) -> list[int]:
+        return list(_hf().encode_prompt(self, text))  # type: ignore[arg-type]
+
+    def label_token_ids(self, labels: tuple[str, ...]) -> tuple[tuple[int, ...], ...] | None:
+        return _hf().label_token_ids(self, labels)  # type: ignore[no-any-return]  # lru_cache types it loosely
+
+    @property
+    def is_chat(self) -> bool:
+        return bool(_hf().is_chat.fget(self))  # type: ignore[attr-defined]
 
     # -- loading ------------------------------------------------------------------------------------
     async def start(self) -> ModelInfo:
