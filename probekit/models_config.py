@@ -135,7 +135,10 @@ def load_models_file(path: str | Path) -> dict[str, dict[str, Any]]:
     for key, value in entries.items():
         if not isinstance(value, dict):
             raise ValueError(f"{path}: entry {key!r} must be a mapping of settings")
-        secret_like = sorted(str(name) for name in value if name not in ModelConfig.model_fields and _SECRET_FIELD.search(str(name)))
+        from probekit.backends import option_names
+
+        known = set(ModelConfig.model_fields) | option_names()  # e.g. token_budget, max_num_batched_tokens
+        secret_like = sorted(str(name) for name in value if name not in known and _SECRET_FIELD.search(str(name)))
         if "api_key" in value or secret_like:
             raise ValueError(f"{path}: entry {key!r} holds a key ({', '.join(secret_like) or 'api_key'}; its value is not "
                              "shown); put the key in an environment variable and name it with api_key_env")
@@ -159,15 +162,33 @@ def resolve(model: str, path: str | Path | None = None, overrides: dict[str, Any
         raise ValueError(f"{where}: {_safe_errors(error)}") from None
 
 
+def local_entry(model: str, path: str | Path) -> dict[str, Any]:
+    """A local model's models.yaml settings (engine options such as vLLM's tensor_parallel_size, transformers'
+    device): its exact key, after globs of its own engine prefix (`vllm:*`, `hf:*`). Catch-all globs (`*`)
+    are meant for API models and are not applied."""
+    entries = load_models_file(path)
+    prefix = model.split(":", 1)[0] + ":" if ":" in model else None
+    merged: dict[str, Any] = {}
+    for key in sorted(k for k in entries if k != model and prefix and k.startswith(prefix) and fnmatch.fnmatchcase(model, k)):
+        merged.update(entries[key])
+    merged.update(entries.get(model, {}))
+    return merged
+
+
 def backend_options(models: list[str], path: str | Path | None = None, **overrides: Any) -> dict[str, dict[str, Any]]:
-    """Backend options per API model for `RunOptions.backend_options` (local models are left out).
-    The options name the models file and carry CLI overrides; the backend resolves them itself, so an
-    invalid file fails here, before any model is called."""
-    from probekit.backends import is_local
+    """Backend options per model for `RunOptions.backend_options`. API models: the options name the models
+    file and carry CLI overrides; the backend resolves them itself, so an invalid file fails here, before
+    any model is called. Local models (transformers, vLLM): their models.yaml entry is engine options,
+    checked against the engine's accepted options when the backend is made (pre-flight)."""
+    from probekit.backends import engine_for
 
     options: dict[str, dict[str, Any]] = {}
     for model in models:
-        if is_local(model) or model.startswith("fake"):
+        if model.startswith("fake"):
+            continue
+        if engine_for(model).local_weights:
+            if path is not None and (entry := local_entry(model, path)):
+                options[model] = entry
             continue
         resolve(model, path, overrides)  # validate now
         entry = {k: v for k, v in overrides.items() if v is not None}

@@ -393,7 +393,7 @@ async def _run_model(scorer: Scorer, run_id: str, trials: list[Trial], settings_
         # The provider's resolved names and fingerprints seen in this run (a provider may switch snapshots).
         row = info.as_row()
         row["resolved_names"], row["system_fingerprints"] = sorted(seen_names), sorted(seen_fingerprints)
-        if info.backend not in ("hf", "fake"):  # local models keep their path and weights hash
+        if info.backend not in ("hf", "vllm", "fake"):  # local models keep their path and weights hash
             row["resolved_name"] = ", ".join(sorted(seen_names)) or row["resolved_name"]
             row["revision"] = ", ".join(sorted(seen_fingerprints)) or row["revision"]
         await patiently(recorder.record_model, run_id, model, row, notice=options.notice)

@@ -22,7 +22,7 @@ start=$(date +%s)
 say() { echo "[setup_vllm] $*"; }
 
 # ---- extra packages for this env (the Ray executor adds its requirement here or via VLLM_EXTRA_PACKAGES) ----
-EXTRA_PACKAGES=${VLLM_EXTRA_PACKAGES:-}
+EXTRA_PACKAGES=${VLLM_EXTRA_PACKAGES:-ray>=2.50}   # Ray: `--executor ray` with vllm: models
 
 if [[ ! -x $VENV/bin/python ]]; then
   say "creating $VENV"

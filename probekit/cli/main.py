@@ -201,10 +201,10 @@ def run(
     except (ValueError, OSError) as error:
         _fail(f"models config: {error}")
     if batch_size is not None:
-        from probekit.backends import is_local
+        from probekit.backends import engine_for
 
         for model in model_list:
-            if is_local(model):
+            if engine_for(model).local_weights and not model.startswith("fake"):
                 api_options.setdefault(model, {})["max_batch"] = batch_size
     if quiet or not sys.stderr.isatty():  # no weight-loading bars (transformers, huggingface_hub, tqdm) either
         for variable, value in (("HF_HUB_DISABLE_PROGRESS_BARS", "1"), ("TRANSFORMERS_VERBOSITY", "error"),

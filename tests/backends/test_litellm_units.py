@@ -149,6 +149,26 @@ def test_models_config_globs_exact_and_overrides(tmp_path: Path) -> None:
         ModelConfig(api_key_env="sk-123 456")
 
 
+def test_models_config_entries_of_local_models_are_engine_options(tmp_path: Path) -> None:
+    """A local model's entry (its exact key, after globs of its own engine prefix) is engine options, checked
+    against what the engine accepts; catch-all globs meant for API models do not reach it; option names with
+    "token" in them are options, not secrets."""
+    from probekit.backends import make_backend
+
+    path = tmp_path / "models.yaml"
+    path.write_text("models:\n  '*':\n    rpm: 100\n  'vllm:*':\n    kv_cache_space: 1\n    max_num_batched_tokens: 4096\n"
+                    "  vllm:smollm2:\n    tensor_parallel_size: 1\n  smollm2:\n    token_budget: 2048\n    device: cpu\n"
+                    "  openai/x:\n    api_key_env: X_KEY\n")
+    options = backend_options(["smollm2", "vllm:smollm2", "hf:/models/m", "openai/x"], path)
+    assert options["smollm2"] == {"token_budget": 2048, "device": "cpu"}
+    assert options["vllm:smollm2"] == {"kv_cache_space": 1, "max_num_batched_tokens": 4096, "tensor_parallel_size": 1}
+    assert "hf:/models/m" not in options  # only the catch-all matched it
+    assert options["openai/x"] == {"models_config": str(path)}
+    path.write_text("models:\n  smollm2:\n    devise: cpu\n")
+    with pytest.raises(ValueError, match="devise"):
+        make_backend("smollm2", backend_options(["smollm2"], path)["smollm2"])
+
+
 # -- response cache -------------------------------------------------------------------------------
 def test_cache_shares_in_flight_calls_and_does_not_keep_failures() -> None:
     calls = 0

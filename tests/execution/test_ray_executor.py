@@ -155,3 +155,30 @@ def test_cli_refuses_more_than_the_cluster_has(tmp_path: Path) -> None:
                           timeout=300)
     assert done.returncode == 1
     assert "need 1 GPUs but the cluster has 0" in done.stderr and "--ray-gpus" in done.stderr
+
+
+VLLM_PROBEKIT = ROOT / ".venv-vllm" / "bin" / "probekit"
+
+
+def test_vllm_engines_on_two_actors_agree_with_transformers_in_one_process(tmp_path: Path) -> None:
+    """`vllm:smollm2` on 2 Ray actors (each its own vLLM engine; run from .venv-vllm, where vLLM lives) gives
+    the rows of the transformers backend in one process: same trials, same argmax, distributions within 1e-4."""
+    if not VLLM_PROBEKIT.exists() or subprocess.run([str(VLLM_PROBEKIT.with_name("python")), "-c", "import ray"],
+                                                    capture_output=True).returncode != 0:
+        pytest.skip("no .venv-vllm with Ray: build it with `bash scripts/setup_vllm.sh`")
+    one = probekit.run([MMLU], RunOptions(models=["smollm2"], store=tmp_path / "hf.duckdb", limit=6))
+    assert one.models[0].ok == 24
+    done = subprocess.run([str(VLLM_PROBEKIT), "run", str(MMLU), "--models", "vllm:smollm2", "--limit", "6", "-q",
+                           "--store", str(tmp_path / "vllm.duckdb"), "--executor", "ray", "--ray-actors", "2",
+                           "--batch-size", "4"],
+                          env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "TOKENIZERS_PARALLELISM": "false"},
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    expected, got = results(tmp_path / "hf.duckdb"), results(tmp_path / "vllm.duckdb")
+    assert set(got) == set(expected) and len(got) == 24
+    for key, (status, choice, dist) in expected.items():
+        assert got[key][:2] == (status, choice) == ("ok", choice), key
+        assert max(abs(a - b) for a, b in zip(dist or [], got[key][2] or [])) < 1e-4, key
+    with duckdb.connect(str(tmp_path / "vllm.duckdb"), read_only=True) as con:
+        backend, details = con.execute("SELECT backend, details FROM models").fetchone()  # type: ignore[misc]
+    assert backend == "vllm" and '"actors": 2' in details
