@@ -16,6 +16,7 @@ concurrency, rate limits, the response cache and capability probes live in probe
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field, replace
@@ -242,3 +243,35 @@ class Backend(ABC):
     async def close(self) -> None:
         """Release resources."""
         return None
+
+
+class BlockingBackend(Backend):
+    """A local engine whose work blocks (a forward pass, an engine step): `load()` and the `*_sync` primitives
+    run in a worker thread, so the event loop (other models, the writer) goes on meanwhile."""
+
+    _info: ModelInfo | None = None
+
+    @abstractmethod
+    def load(self) -> ModelInfo:
+        """Load the model (once); what `start` returns."""
+
+    async def start(self) -> ModelInfo:
+        return self._info if self._info is not None else await asyncio.to_thread(self.load)
+
+    def label_logprobs_sync(self, requests: Sequence[LabelRequest]) -> list[LabelScores]:
+        raise unsupported(self.model, "label_logprobs")
+
+    def generate_sync(self, requests: Sequence[GenerateRequest]) -> list[list[Generation]]:
+        raise unsupported(self.model, "generate")
+
+    def continuation_sync(self, requests: Sequence[ContinuationRequest]) -> list[ContinuationScores]:
+        raise unsupported(self.model, "continuation_logprobs")
+
+    async def label_logprobs(self, requests: list[LabelRequest]) -> list[LabelScores]:
+        return await asyncio.to_thread(self.label_logprobs_sync, requests)
+
+    async def generate(self, requests: list[GenerateRequest]) -> list[list[Generation]]:
+        return await asyncio.to_thread(self.generate_sync, requests)
+
+    async def continuation_logprobs(self, requests: list[ContinuationRequest]) -> list[ContinuationScores]:
+        return await asyncio.to_thread(self.continuation_sync, requests)

@@ -9,7 +9,6 @@ way. The scoring modes built on these live in probekit.scoring.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import math
 import time
@@ -18,7 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 from probekit.backends.base import (
-    Backend, Capabilities, ContinuationRequest, ContinuationScores, Generation, GenerateRequest, LabelRequest, LabelScores,
+    BlockingBackend, Capabilities, ContinuationRequest, ContinuationScores, Generation, GenerateRequest, LabelRequest, LabelScores,
     ModelInfo, Prompt, Provenance,
 )
 from probekit.backends.hf_loader import load_model, resolve_local
@@ -27,7 +26,7 @@ from probekit.survey.labels import label_variants
 TOP_LOGPROBS = 20
 
 
-class HFBackend(Backend):
+class HFBackend(BlockingBackend):
     """A transformers causal LM: exact next-token label logprobs, generation, continuation log-likelihoods."""
 
     def __init__(self, model: str, *, token_budget: int | None = None, device: str | None = None, max_batch: int = 64,
@@ -47,9 +46,6 @@ class HFBackend(Backend):
         self._info: ModelInfo | None = None
 
     # -- loading ------------------------------------------------------------------------------------
-    async def start(self) -> ModelInfo:
-        return self._info if self._info is not None else await asyncio.to_thread(self.load)
-
     def load(self) -> ModelInfo:
         import torch
 
@@ -305,16 +301,7 @@ class HFBackend(Backend):
                     outputs[index] = chunk * (num_return_sequences if not sample else 1)
         return outputs
 
-    # -- primitives -----------------------------------------------------------------------------------
-    async def label_logprobs(self, requests: list[LabelRequest]) -> list[LabelScores]:
-        return await asyncio.to_thread(self.label_logprobs_sync, requests)
-
-    async def generate(self, requests: list[GenerateRequest]) -> list[list[Generation]]:
-        return await asyncio.to_thread(self.generate_sync, requests)
-
-    async def continuation_logprobs(self, requests: list[ContinuationRequest]) -> list[ContinuationScores]:
-        return await asyncio.to_thread(self.continuation_sync, requests)
-
+    # -- primitives (BlockingBackend runs these in a worker thread) ---------------------------------------
     def label_logprobs_sync(self, requests: Sequence[LabelRequest]) -> list[LabelScores]:
         """P(label) per request from one forward pass (single-token labels: all token variants of a label
         summed) or by teacher forcing (labels without a single-token form)."""

@@ -20,7 +20,6 @@ backend needs an `if __name__ == "__main__":` guard (the `probekit` command has 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import os
@@ -34,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from probekit.backends import register
 from probekit.backends.base import (
-    Backend, BackendError, Capabilities, ContinuationRequest, ContinuationScores, Generation, GenerateRequest,
+    Backend, BackendError, BlockingBackend, Capabilities, ContinuationRequest, ContinuationScores, Generation, GenerateRequest,
     LabelRequest, LabelScores, ModelInfo, Prompt, Provenance, TokenLogprobs,
 )
 
@@ -66,7 +65,7 @@ def _hf() -> Any:
     return HFBackend
 
 
-class VLLMBackend(Backend):
+class VLLMBackend(BlockingBackend):
     """One vLLM engine (`vllm.LLM`) serving one model."""
 
     def __init__(self, model: str, *, max_batch: int = 256, chat_template: bool | None = None, top_logprobs: int = TOP_LOGPROBS,
@@ -120,9 +119,6 @@ class VLLMBackend(Backend):
         return bool(_hf().is_chat.fget(self))  # type: ignore[attr-defined]
 
     # -- loading ------------------------------------------------------------------------------------
-    async def start(self) -> ModelInfo:
-        return self._info if self._info is not None else await asyncio.to_thread(self.load)
-
     def load(self) -> ModelInfo:
         try:
             import vllm  # type: ignore[import-not-found, import-untyped, unused-ignore]
@@ -243,16 +239,7 @@ class VLLMBackend(Backend):
             values.append([float(rows[len(prompt) + j][ids[len(prompt) + j]].logprob) for j in range(len(continuation))])
         return values
 
-    # -- primitives -----------------------------------------------------------------------------------
-    async def label_logprobs(self, requests: list[LabelRequest]) -> list[LabelScores]:
-        return await asyncio.to_thread(self.label_logprobs_sync, requests)
-
-    async def generate(self, requests: list[GenerateRequest]) -> list[list[Generation]]:
-        return await asyncio.to_thread(self.generate_sync, requests)
-
-    async def continuation_logprobs(self, requests: list[ContinuationRequest]) -> list[ContinuationScores]:
-        return await asyncio.to_thread(self.continuation_sync, requests)
-
+    # -- primitives (BlockingBackend runs these in a worker thread) ---------------------------------------
     def label_logprobs_sync(self, requests: Sequence[LabelRequest]) -> list[LabelScores]:
         """P(label) per request: single-token labels from one step (all token variants of a label summed, as
         the transformers backend does); labels without a single-token form by teacher forcing."""
