@@ -97,7 +97,9 @@ def test_each_fault_is_classified_retryable(llama_server: Any, dummy_key: str, k
     async def go() -> BackendError:
         backend = LiteLLMBackend(llama_server.model, api_base=proxy.api_base, api_key_env=dummy_key,
                                  timeout=1.0 if kind == "slow" else 30.0, logprobs=True)
-        runtime = ModelRuntime(backend, RetryPolicy(max_attempts=1))  # no retries: the first fault comes out
+        # No retries and no waiting out rate limits: the first fault comes out (a 429 would otherwise be waited
+        # out up to 200 times).
+        runtime = ModelRuntime(backend, RetryPolicy(max_attempts=1, max_rate_limit_wait=0.0))
         await runtime.start()
         try:
             with pytest.raises(BackendError) as caught:
