@@ -53,6 +53,7 @@ GOOD_GENERIC = [
 ]
 
 
+@pytest.mark.slow  # drives the CLI in subprocesses
 def test_generic_jsonl_through_the_cli(tmp_path: Path) -> None:
     source = write_lines(tmp_path / "answers.jsonl", [
         *GOOD_GENERIC,
@@ -134,6 +135,7 @@ MORALCHOICE_HEADER = ["scenario_id", "model_id", "question_type", "question_orde
                       "eval_sample_nb"]
 
 
+@pytest.mark.slow  # drives the CLI in subprocesses
 def test_moralchoice_response_csv(tmp_path: Path) -> None:
     source = tmp_path / "results_openai_gpt-4.csv"
     rows = [
@@ -175,6 +177,7 @@ def pobs_items() -> tuple[str, str, str]:
     return "capitalism_vs_socialism-01", "capitalism_vs_socialism-02", "capitalism_vs_socialism-decl"
 
 
+@pytest.mark.slow  # drives the CLI in subprocesses
 def test_pobs_direct_and_reflection_files(tmp_path: Path) -> None:
     minus, plus, decl = pobs_items()
     direct = tmp_path / "POBS_llama_3_3_70b_instruct_2.json"
