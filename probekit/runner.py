@@ -338,10 +338,10 @@ def effective_settings(model: str, runtime_modes: set[str], settings_by_survey: 
 
 async def _run_model(scorer: Scorer, run_id: str, trials: list[Trial], settings_by_survey: dict[str, ScoringSettings],
                      recorder: Recorder, writer: _Writer, options: RunOptions, resumed: bool) -> ModelSummary:
-    model = scorer.model
-    summary = ModelSummary(model=model, total=len(trials))
     started = time.perf_counter()
     info = await scorer.start()  # loading a model or probing an API overlaps the recording of the run's trials
+    model = scorer.model  # the backend's name for it (known once it started, wherever it runs)
+    summary = ModelSummary(model=model, total=len(trials))
     settings_by_survey = effective_settings(model, supported_modes(info.capabilities), settings_by_survey)
     # Recorded while the model scores (the store may be busy recording the run's trials).
     recording_model = asyncio.ensure_future(patiently(recorder.record_model, run_id, model, info.as_row(), notice=options.notice))
@@ -436,10 +436,6 @@ async def execute(run_id: str, trials: list[Trial], settings_by_survey: dict[str
         await writer.close()
         for scorer in scorers:
             await scorer.close()
-        if options.uses_ray():
-            from probekit.execution.ray_pool import disconnect
-
-            disconnect()
     failures = [r for r in results if isinstance(r, BaseException)]
     if failures:
         raise failures[0]

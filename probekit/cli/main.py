@@ -181,7 +181,9 @@ def run(
                            api={"models_config": models_config, "api_base": api_base, "api_key_env": api_key_env,
                                 "concurrency": concurrency, "rpm": rpm, "tpm": tpm, "timeout": timeout},
                            batch_size=batch_size, max_rate_limit_wait=max_rate_limit_wait,
-                           progress=_progress_reporter(quiet), quiet=quiet)
+                           progress=_progress_reporter(quiet), quiet=quiet, executor=executor or "auto",
+                           ray=_ray_options(executor, None, address=ray_address, actors=ray_actors, num_gpus=ray_gpus,
+                                            num_cpus=ray_cpus))
     try:  # parsed here once to fail fast with exit 2; the pipeline takes the resolved surveys
         inputs = resolve_inputs(surveys)
     except SpecError as error:

@@ -65,8 +65,13 @@ class RayOptions:
 
 
 # -- the Ray session -------------------------------------------------------------------------------------
+# Several runs of one process may use Ray at once (the stages of a judging experiment run their models
+# concurrently): the session is counted, and a local instance this process started is shut down when its
+# last user is done. A Ray session the caller started (ray.init before probekit) is left alone.
 _session_lock = threading.Lock()
-_started_here = False
+_users = 0
+_ours = False
+_address: str | None = None
 
 
 def _import_ray() -> Any:
@@ -79,12 +84,20 @@ def _import_ray() -> Any:
 
 def connect(options: RayOptions, cpus_needed: float = 0.0) -> None:
     """Join `options.address`, or start a local instance with room for `cpus_needed` (logical CPUs: the
-    actors of every model of the run fit even on a small machine, where they then share the cores)."""
-    global _started_here
+    actors of every model of the run fit even on a small machine, where they then share the cores).
+    Every call is matched by one `release()`."""
+    global _users, _ours, _address
     ray = _import_ray()
     with _session_lock:
         if ray.is_initialized():
-            return
+            if not _ours or options.address == _address:
+                _users += 1
+                return
+            if _users:
+                raise RuntimeError(f"this process already uses the Ray cluster at {_address or 'a local instance'}; "
+                                   f"run one with --ray-address {options.address} in another process")
+            ray.shutdown()
+            _ours = False
         import logging
 
         env = {name: os.environ[name] for name in _FORWARDED_ENV if name in os.environ}
@@ -102,18 +115,20 @@ def connect(options: RayOptions, cpus_needed: float = 0.0) -> None:
                     if os.environ.get("RAY_AUTH_MODE", "disabled") == "disabled" else "")
             raise RuntimeError(f"cannot reach the Ray cluster at {options.address}: {error}. Check --ray-address "
                                f"(e.g. 127.0.0.1:6379, or ray://host:10001 for Ray Client){auth}") from None
-        _started_here = not options.address
+        _ours, _address, _users = True, options.address, 1
 
 
-def disconnect() -> None:
-    """Shut down the local Ray instance this process started (a joined cluster keeps running)."""
-    global _started_here
+def release() -> None:
+    """One user of the session is done; the last one shuts down a local instance this process started (a
+    joined cluster keeps running, only this process leaves it)."""
+    global _users, _ours
     with _session_lock:
-        if _started_here:
+        _users = max(0, _users - 1)
+        if _users == 0 and _ours:
             import ray
 
             ray.shutdown()
-            _started_here = False
+            _ours = False
 
 
 # -- the actor --------------------------------------------------------------------------------------------
@@ -146,7 +161,7 @@ class ModelActor:
         import ray
 
         context = ray.get_runtime_context()
-        return {"info": info, "max_batch": scorer.max_batch, "concurrency": scorer.concurrency, "pid": os.getpid(),
+        return {"info": info, "model": scorer.model, "max_batch": scorer.max_batch, "concurrency": scorer.concurrency, "pid": os.getpid(),
                 "node": context.get_node_id(), "gpus": [str(g) for g in ray.get_gpu_ids()],
                 "probekit": probekit.__version__}
 
@@ -190,7 +205,7 @@ class RayScorer:
         self.slots: list[_Slot] = []
         self.resent = 0
         """Batches sent again because their actor died."""
-        self._stats = (0, 0)
+        self._connected = False
 
     def _gpus_per_actor(self, ray: Any) -> float:
         if self.options.num_gpus is not None:
@@ -211,6 +226,7 @@ class RayScorer:
 
     async def start(self) -> ModelInfo:
         await asyncio.to_thread(connect, self.options, self.cpus_needed)
+        self._connected = True
         ray = _import_ray()
         gpus = self._gpus_per_actor(ray)
         self._check_fits(ray, gpus)
@@ -235,6 +251,7 @@ class RayScorer:
         if len(revisions) > 1:  # one model key, different weights on different nodes: the rows would mix them
             raise RuntimeError(f"{self.model}: the Ray actors loaded different weights ({', '.join(sorted(map(str, revisions)))}); "
                                "make the model identical on every node")
+        self.model = started[0]["model"]  # the backend's name (the fake engine drops its script from the key)
         self.max_batch = started[0]["max_batch"]
         self.concurrency = sum(facts["concurrency"] for facts in started)
         info = infos[0]
@@ -307,6 +324,9 @@ class RayScorer:
             finally:
                 ray.kill(slot.handle)  # type: ignore[union-attr]
         self.slots = []
+        if self._connected:
+            self._connected = False
+            release()
 
     def actor_pids(self) -> list[int]:
         """Process ids of the actors as they started (tests kill one)."""

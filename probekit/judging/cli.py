@@ -56,12 +56,13 @@ def expand_command(path: Path, models: list[str] | None, limit: int | None) -> N
 
 def run_command(path: Path, *, models: list[str] | None, store: Path, limit: int | None, mode: str | None,
                 samples: int | None, temperature: float | None, seed: int, api: dict[str, Any], batch_size: int | None,
-                max_rate_limit_wait: float, progress: Any, quiet: bool) -> None:
+                max_rate_limit_wait: float, progress: Any, quiet: bool, executor: str = "auto", ray: Any = None) -> None:
     """Run both stages, print what each sent and the judge tables. `api`: the API-model flags of `probekit run`
-    (models_config, api_base, api_key_env, concurrency, rpm, tpm, timeout)."""
+    (models_config, api_base, api_key_env, concurrency, rpm, tpm, timeout); `executor` / `ray`: where local
+    models score (RunOptions.executor / .ray)."""
     import asyncio
 
-    from probekit.backends import is_local
+    from probekit.backends import engine_for
     from probekit.judging.flow import judging_tables, run_judging_async
     from probekit.models_config import backend_options
     from probekit.runner import RunOptions
@@ -79,11 +80,12 @@ def run_command(path: Path, *, models: list[str] | None, store: Path, limit: int
         raise typer.Exit(1) from None
     if batch_size is not None:
         for model in every:
-            if is_local(model):
+            if engine_for(model).local_weights and not model.startswith("fake"):
                 options_by_model.setdefault(model, {})["max_batch"] = batch_size
     options = RunOptions(models=[], store=store, mode=mode, samples=samples, temperature=temperature, seed=seed,
                          backend_options=options_by_model, max_rate_limit_wait=max_rate_limit_wait,
-                         progress=progress.update if progress else None)
+                         progress=progress.update if progress else None, executor=executor, ray=ray,
+                         notice=lambda message: typer.echo(message, err=True))
     try:
         if progress:
             with progress:

@@ -77,6 +77,25 @@ def test_run_prints_the_tables_and_a_second_run_sends_nothing(tmp_path: Path) ->
     assert analyzed.returncode == 0 and '"judge_position"' in analyzed.stdout
 
 
+def test_both_stages_on_ray_actors_give_the_tables_of_one_process(tmp_path: Path) -> None:
+    """`--executor ray` reaches both stages: the answers and judgments of 2 actors per model equal one process's."""
+    pytest.importorskip("ray")
+    tables = {}
+    for executor in ("local", "ray"):
+        store = tmp_path / f"{executor}.duckdb"
+        flags = ["--executor", "ray", "--ray-actors", "2"] if executor == "ray" else ["--executor", "local"]
+        done = probekit("run", str(write_experiment(tmp_path)), "--models", "fake:a?self=3", "fake:b", "--store", str(store),
+                        "-q", *flags)
+        assert done.returncode == 0, done.stderr
+        analyzed = probekit("analyze", "--survey", "exp.judge", "--store", str(store), "--format", "json")
+        assert analyzed.returncode == 0, analyzed.stderr
+        tables[executor] = analyzed.stdout
+        if executor == "ray":
+            details = Store(store).query("SELECT DISTINCT details FROM models")["details"]
+            assert all('"actors": 2' in d for d in details), list(details)
+    assert tables["ray"] == tables["local"] and '"judge_self_preference"' in tables["ray"]
+
+
 def committed(store: Path, mode: str) -> int:
     """Result rows of a scoring mode committed so far (0 while the store does not exist or stays locked)."""
     if not store.exists():
