@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from probekit.backends.base import ModelInfo
@@ -184,8 +184,6 @@ class _Slot:
     handle: Any
     in_flight: int = 0
     alive: bool = True
-    deaths: int = 0
-    started: dict[str, Any] = field(default_factory=dict)
 
 
 # -- the driver side ---------------------------------------------------------------------------------------
@@ -203,8 +201,6 @@ class RayScorer:
         self.max_batch = 1
         self.concurrency = 1
         self.slots: list[_Slot] = []
-        self.resent = 0
-        """Batches sent again because their actor died."""
         self._connected = False
 
     def _gpus_per_actor(self, ray: Any) -> float:
@@ -241,8 +237,7 @@ class RayScorer:
             raise RuntimeError(f"{self.model}: could not start on Ray: {cause}") from None
         import probekit
 
-        for slot, facts in zip(self.slots, started):
-            slot.started = facts
+        for facts in started:
             if facts["probekit"] != probekit.__version__:
                 raise RuntimeError(f"{self.model}: a Ray worker runs probekit {facts['probekit']}, this process "
                                    f"{probekit.__version__}: install the same version on every node")
@@ -288,9 +283,7 @@ class RayScorer:
                 return [error_row("", trial, self.model, type(error).__name__, str(error), 1) for trial in batch]
             finally:
                 slot.in_flight -= 1
-            self.resent += 1
             if slot.alive:
-                slot.deaths += 1
                 if self.notice:
                     self.notice(f"{self.model}: {last_error}; its batches are sent again")
                 slot.alive = await self._still_alive(slot)
@@ -327,7 +320,3 @@ class RayScorer:
         if self._connected:
             self._connected = False
             release()
-
-    def actor_pids(self) -> list[int]:
-        """Process ids of the actors as they started (tests kill one)."""
-        return [int(slot.started.get("pid", 0)) for slot in self.slots]
