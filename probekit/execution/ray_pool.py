@@ -105,8 +105,9 @@ def connect(options: RayOptions, cpus_needed: float = 0.0) -> None:
                                   "runtime_env": {"env_vars": env}}
         if options.address:
             kwargs["address"] = options.address
-        else:
-            kwargs.update(num_cpus=max(os.cpu_count() or 1, int(cpus_needed + 0.999)), include_dashboard=False)
+        else:  # "local": a new instance, never whatever cluster `ray start` last left on this machine
+            kwargs.update(address="local", num_cpus=max(os.cpu_count() or 1, int(cpus_needed + 0.999)),
+                          include_dashboard=False)
         try:
             ray.init(**kwargs)
         except ConnectionError as error:

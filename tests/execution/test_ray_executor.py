@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import duckdb
@@ -125,9 +126,17 @@ def test_cli_joins_an_existing_cluster(tmp_path: Path) -> None:
     port = _free_port()
     # Token authentication, as Ray's docs set it up for a cluster (the driver must say so too).
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "RAY_AUTH_MODE": "token"}
-    subprocess.run([str(ray_cli), "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
-                    "--disable-usage-stats"], check=True, env=env, capture_output=True, timeout=120)
+    # --block: the cluster lives as long as this process (terminating it stops exactly this cluster's
+    # processes, not every Ray on the machine as `ray stop` would).
+    head = subprocess.Popen([str(ray_cli), "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+                             "--disable-usage-stats", "--block"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     try:
+        deadline = time.monotonic() + 120
+        while subprocess.run([str(ray_cli), "status", f"--address=127.0.0.1:{port}"], env=env, capture_output=True,
+                             timeout=120).returncode != 0:
+            assert head.poll() is None and time.monotonic() < deadline, "the Ray head did not start"
+            time.sleep(1)
         store = tmp_path / "store.duckdb"
         done = subprocess.run([str(PROBEKIT), "run", str(STARTER), "--models", "fake", "--store", str(store), "-q",
                                "--executor", "ray", "--ray-address", f"127.0.0.1:{port}", "--ray-actors", "2"],
@@ -143,7 +152,8 @@ def test_cli_joins_an_existing_cluster(tmp_path: Path) -> None:
                                 text=True, timeout=120)
         assert status.returncode == 0, status.stderr
     finally:
-        subprocess.run([str(ray_cli), "stop", "--force"], env=env, capture_output=True, timeout=120)
+        head.terminate()
+        head.wait(timeout=60)
 
 
 def test_cli_refuses_more_than_the_cluster_has(tmp_path: Path) -> None:
