@@ -53,7 +53,7 @@ def results(store: Path) -> dict[tuple[str, int], tuple[str, int | None, list[fl
 
 def test_two_actors_give_the_rows_of_one_process_even_when_one_is_killed(tmp_path: Path) -> None:
     """smollm2 on 12 MMLU items × 4 orders in batches of 4: in this process, then on 2 Ray actors with one of
-    them SIGKILLed after a third of the trials; distributions agree within 1e-4, nothing lost or doubled."""
+    them SIGKILLed once a quarter of the trials are done; distributions agree within 1e-4, nothing lost or doubled."""
     common = dict(models=["smollm2"], limit=12, backend_options={"smollm2": {"max_batch": 4}})
     one = probekit.run([MMLU], RunOptions(store=tmp_path / "one.duckdb", **common))  # type: ignore[arg-type]
     assert one.models[0].ok == 48
