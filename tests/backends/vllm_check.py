@@ -23,30 +23,12 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parents[2]
 
-MODES_SPEC = """
-id: vllm-modes
-kind: choice
-templates:
-  - id: ab
-    user: "{question}\\n{options}\\nAnswer with {labels_or} only."
-  - id: repeat
-    user: "{question} Reply with one of: {labels}."
-    labels: option_text
-  - id: reflect
-    user: "{question}\\n{options}\\nAnswer with {labels_or} only."
-    followups:
-      - role: user
-        content: "You answered '{previous_answer}'. Reconsider, then answer with {labels_or} only."
-permutations: {policy: reversed}
-reasoning_modes: [direct, reasoning]
-items:
-  - id: capital
-    fields: {question: "What is the capital of France?"}
-    options: [{text: "Paris"}, {text: "Berlin"}]
-  - id: boiling
+# The scoring-modes spec of tests/scoring/test_modes.py with one more item (its own id, so the trial ids differ).
+MODES_SPEC = ((REPO / "tests" / "scoring" / "modes.yaml").read_text(encoding="utf-8").replace("id: modes", "id: vllm-modes", 1)
+              + """  - id: boiling
     fields: {question: "At sea level, water boils at"}
     options: [{text: "100 degrees Celsius"}, {text: "50 degrees Celsius"}]
-"""
+""")
 
 
 def score_open(backend: Any, trials: list[Any], settings: Any) -> list[list[Any]]:

@@ -5,7 +5,7 @@ against the real llama.cpp server (top-k logprobs of generated tokens). The same
 from __future__ import annotations
 
 import math
-import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,27 +16,7 @@ from probekit.scoring import ScoringSettings
 from probekit.survey.expand import Trial, expand
 from probekit.survey.loader import load_survey
 
-SPEC = textwrap.dedent("""
-    id: modes
-    kind: choice
-    templates:
-      - id: ab
-        user: "{question}\\n{options}\\nAnswer with {labels_or} only."
-      - id: repeat
-        user: "{question} Reply with one of: {labels}."
-        labels: option_text
-      - id: reflect
-        user: "{question}\\n{options}\\nAnswer with {labels_or} only."
-        followups:
-          - role: user
-            content: "You answered '{previous_answer}'. Reconsider, then answer with {labels_or} only."
-    permutations: {policy: reversed}
-    reasoning_modes: [direct, reasoning]
-    items:
-      - id: capital
-        fields: {question: "What is the capital of France?"}
-        options: [{text: "Paris"}, {text: "Berlin"}]
-""")
+SPEC = (Path(__file__).with_name("modes.yaml")).read_text(encoding="utf-8")
 
 ENGINES = [
     pytest.param("fake", id="fake"),
