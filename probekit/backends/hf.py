@@ -321,20 +321,28 @@ class HFBackend(BlockingBackend):
                 probs[i] = [float(vector[list(ids)].exp().sum()) if ids else 0.0 for ids in label_ids]
                 top = vector.topk(TOP_LOGPROBS)
                 tops[i] = [(self._tok.decode([int(t)]), float(v)) for v, t in zip(top.values, top.indices)]
-        if slow:
-            pairs: list[tuple[list[int], list[int]]] = []
-            owners: list[tuple[int, int]] = []
-            for i in slow:
-                for position, label in enumerate(requests[i].labels):
-                    for variant in {label, " " + label}:
-                        pairs.append((encoded[i], self._tok(variant, add_special_tokens=False)["input_ids"]))
-                        owners.append((i, position))
-            for i in slow:
-                probs[i] = [0.0] * len(requests[i].labels)
-            for (i, position), values in zip(owners, self.continuation_logprobs_ids(pairs)):
-                probs[i][position] += math.exp(sum(values))
+        for i, values in self.teacher_forced_label_probs(requests, encoded, slow).items():
+            probs[i] = values
         share = (time.perf_counter() - started) * 1000 / max(1, len(requests))
         return [LabelScores(probs[i], tops[i], self._provenance(len(encoded[i]), 0, share)) for i in range(len(requests))]
+
+    def teacher_forced_label_probs(self, requests: Sequence[LabelRequest], encoded: Sequence[list[int]],
+                                   indices: Sequence[int]) -> dict[int, list[float]]:
+        """P(label) for requests whose labels have no single-token form: each label (and its space-prefixed
+        variant, summed) scored as a continuation of the prompt. Shared with the vLLM backend, which supplies
+        its own `continuation_logprobs_ids`."""
+        pairs: list[tuple[list[int], list[int]]] = []
+        owners: list[tuple[int, int]] = []
+        for i in indices:
+            for position, label in enumerate(requests[i].labels):
+                for variant in {label, " " + label}:
+                    pairs.append((encoded[i], self._tok(variant, add_special_tokens=False)["input_ids"]))
+                    owners.append((i, position))
+        probs = {i: [0.0] * len(requests[i].labels) for i in indices}
+        if pairs:
+            for (i, position), values in zip(owners, self.continuation_logprobs_ids(pairs)):
+                probs[i][position] += math.exp(sum(values))
+        return probs
 
     def generate_sync(self, requests: Sequence[GenerateRequest]) -> list[list[Generation]]:
         """Greedy requests are batched; seeded sampling runs request by request (its random stream must not

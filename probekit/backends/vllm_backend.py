@@ -260,17 +260,8 @@ class VLLMBackend(BlockingBackend):
             if self.top_logprobs > 0:
                 for i, top in zip(fast, self.next_token_top([encoded[i] for i in fast], self.top_logprobs)):
                     tops[i] = top
-        if slow:
-            pairs: list[tuple[list[int], list[int]]] = []
-            owners: list[tuple[int, int]] = []
-            for i in slow:
-                probs[i] = [0.0] * len(requests[i].labels)
-                for position, label in enumerate(requests[i].labels):
-                    for variant in {label, " " + label}:
-                        pairs.append((encoded[i], self._tok(variant, add_special_tokens=False)["input_ids"]))
-                        owners.append((i, position))
-            for (i, position), continuation in zip(owners, self.continuation_logprobs_ids(pairs)):
-                probs[i][position] += math.exp(sum(continuation))
+        for i, values in _hf().teacher_forced_label_probs(self, requests, encoded, slow).items():
+            probs[i] = values
         share = (time.perf_counter() - started) * 1000 / max(1, len(requests))
         return [LabelScores(probs[i], tops[i], self._provenance(len(encoded[i]), 0, share)) for i in range(len(requests))]
 
