@@ -9,20 +9,18 @@ model) and is bounded (least recently used entries go).
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any, Generic, TypeVar
+
+from probekit.hashing import compact_json, sha256_hex
 
 T = TypeVar("T")
 
 
 def request_key(model: str, params: dict[str, Any], messages: list[dict[str, str]]) -> str:
     """sha256 of the canonical JSON of model, all parameters and the messages (for keys that must persist)."""
-    payload = json.dumps({"model": model, "params": params, "messages": messages}, sort_keys=True, ensure_ascii=False,
-                         separators=(",", ":"), default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()
+    return sha256_hex(compact_json({"model": model, "params": params, "messages": messages}, default=str))
 
 
 class _Missing:

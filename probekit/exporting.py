@@ -32,6 +32,7 @@ from typing import Any
 
 import duckdb
 
+from probekit.errors import ProbekitError
 from probekit.store.store import DEFAULT_STORE, Store
 
 EXPORT_FORMAT = "probekit-export"
@@ -63,7 +64,7 @@ ENCODING = {
 _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)", re.IGNORECASE)
 
 
-class ExportError(ValueError):
+class ExportError(ProbekitError, ValueError):
     """The export cannot be made (unknown table or format, nothing in scope, output directory in use ...)."""
 
 

@@ -9,8 +9,6 @@ tables derived from the finished run (the PriDe position prior of a permuted run
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,11 +17,14 @@ from ulid import ULID
 
 from probekit.backends import Backend, check_model_key, engine_for, make_backend
 from probekit.experiment import RunInputs, resolve_inputs
+from probekit.hashing import config_hash
 from probekit.provenance import package_versions, survey_hash
-from probekit.runner import ModelSummary, RunOptions, RunSummary, execute, patiently
+from probekit.runner import ModelSummary, RunOptions, RunSummary, execute
 from probekit.scoring import MODES, ScoringSettings
+from probekit.scoring.priors import run_priors, source_priors
 from probekit.store.recorder import Recorder, StoreRecorder
 from probekit.store.store import RunClaim, Store
+from probekit.store.writer import patiently
 from probekit.survey.expand import Trial, expand
 from probekit.survey.schema import Survey
 
@@ -148,22 +149,22 @@ async def run_async(inputs: Sequence[str | Path | Survey] | RunInputs, options: 
     settings = {s.id: scoring_settings(s, options) for s, _, _ in surveys}
     backends = _preflight(options, settings)
     config = run_config([(s, h) for s, h, _ in surveys], options)
-    config_hash = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+    run_hash = config_hash(config)
     store = Store(options.store)
     recorder = recorder or StoreRecorder(store)
     prior_rows: list[dict[str, Any]] = []
     if options.prior_from:
-        from probekit.analysis.pride import source_priors
-
         # Checked before the run exists: a model without a stored prior is an error, not a silent no-op.
-        prior_rows = await asyncio.to_thread(source_priors, store, options.prior_from, options.models)
+        prior_rows, estimated = await asyncio.to_thread(source_priors, store, options.prior_from, options.models)
+        if estimated:  # the source run had stored none: they are kept with it, as its own run would have
+            await patiently(recorder.record_priors, options.prior_from, estimated, notice=options.notice)
     if options.resume:
         run_id, resumed = options.resume, True
         stored = await asyncio.to_thread(recorder.resume_run, run_id)
         if stored.get("surveys") != config["surveys"]:
             raise ValueError(f"run {run_id} was made with other surveys or settings; resume it with the same arguments")
     else:
-        claim = await _claim(recorder, config, config_hash, options)
+        claim = await _claim(recorder, config, run_hash, options)
         if claim.action == "done":
             # A finished command is a no-op: nothing is sent again (--new-run repeats it on purpose).
             return RunSummary(run_id=claim.run_id, resumed=False, store=options.store, trials=len(all_trials), models=[],
@@ -183,10 +184,10 @@ async def run_async(inputs: Sequence[str | Path | Survey] | RunInputs, options: 
         summaries = await execute(run_id, all_trials, settings, recorder, options, backends,
                                   ready=asyncio.to_thread(record_inputs), resumed=resumed)
         if any(t.order != tuple(range(len(t.order))) for t in all_trials):
-            from probekit.analysis.pride import store_run_priors
-
-            # Store the PriDe position prior with the run, so `--prior-from RUN` can reuse it later.
-            await patiently(lambda: store_run_priors(store, run_id, seed=options.seed), notice=options.notice)
+            # Record the PriDe position prior with the run, so `--prior-from RUN` can reuse it later.
+            priors = await patiently(lambda: run_priors(store, run_id, seed=options.seed), notice=options.notice)
+            if priors:
+                await patiently(recorder.record_priors, run_id, priors, notice=options.notice)
         status = "completed" if sum(s.error for s in summaries) == 0 else "completed_with_errors"
     finally:
         await patiently(recorder.finish_run, run_id, status, notice=options.notice)

@@ -3,9 +3,10 @@ the packages that shape results (used by runs and by imports alike)."""
 
 from __future__ import annotations
 
-import hashlib
 from importlib import metadata
 from typing import TYPE_CHECKING
+
+from probekit.hashing import sha256_hex
 
 if TYPE_CHECKING:
     from probekit.survey.schema import Survey
@@ -15,7 +16,7 @@ TRACKED_PACKAGES = ("probekit", "transformers", "torch", "litellm", "duckdb", "n
 
 def survey_hash(survey: Survey) -> str:
     """sha256 of the validated spec (what ran, with an experiment's settings applied)."""
-    return hashlib.sha256(survey.model_dump_json().encode()).hexdigest()
+    return sha256_hex(survey.model_dump_json())
 
 
 def package_versions() -> dict[str, str]:

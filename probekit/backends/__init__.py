@@ -28,7 +28,14 @@ class Engine:
     """Scoring modes the engine can run (checked before a run is created)."""
     install_hint: str = ""
     local_weights: bool = False
-    """The model runs in the calling process (not behind an API): `--executor ray` shards it over actors."""
+    """The weights load in the calling process (not behind an API): `--executor ray` shards the model over actors,
+    and a judging experiment loads such models one at a time."""
+    stored_name: Callable[[str], str] = str
+    """The model name results are stored under for a key (the key itself, unless the engine says otherwise)."""
+
+    def accepts(self, option: str) -> bool:
+        """Whether the engine takes this option (an engine that validates its own options takes any)."""
+        return self.options is None or option in self.options
 
 
 _ENGINES: list[Engine] = []
@@ -38,31 +45,39 @@ ALL_MODES = frozenset({"logprob", "sample", "sequence", "generate"})
 
 
 def register(name: str, matches: Callable[[str], bool], *, options: set[str] | None, modes: frozenset[str] = ALL_MODES,
-             install_hint: str = "", local_weights: bool = False) -> Callable[[Callable[[str, dict[str, Any]], Backend]], Callable[[str, dict[str, Any]], Backend]]:
+             install_hint: str = "", local_weights: bool = False,
+             stored_name: Callable[[str], str] = str) -> Callable[[Callable[[str, dict[str, Any]], Backend]], Callable[[str, dict[str, Any]], Backend]]:
     """Register an engine factory (first match wins, in registration order)."""
     def decorate(factory: Callable[[str, dict[str, Any]], Backend]) -> Callable[[str, dict[str, Any]], Backend]:
         _ENGINES.append(Engine(name, matches, factory, frozenset(options) if options is not None else None, modes, install_hint,
-                               local_weights))
+                               local_weights, stored_name))
         return factory
     return decorate
 
 
-def is_local(model: str) -> bool:
-    return model in BUILTIN_LOCAL or model.startswith(LOCAL_PREFIXES)
-
-
-def is_fake(model: str) -> bool:
+def _fake_key(model: str) -> bool:
     return model == "fake" or model.startswith("fake:")
 
 
-@register("fake", is_fake, options=set(), local_weights=True)  # sharded by Ray like a local engine (tests)
+def fake_stored_name(model: str) -> str:
+    """`fake:NAME?script` is stored as `fake:NAME`: the query only scripts the fake engine's behaviour."""
+    name = model.removeprefix("fake").removeprefix(":").partition("?")[0]
+    return f"fake:{name or 'fake'}"
+
+
+# The scriptable test engine (probekit.backends.fake): no options, sharded by Ray like a local engine (tests).
+@register("fake", _fake_key, options=set(), local_weights=True, stored_name=fake_stored_name)
 def _fake(model: str, options: dict[str, Any]) -> Backend:
     from probekit.backends.fake import FakeBackend
 
     return FakeBackend(model)
 
 
-@register("transformers", is_local, options={"token_budget", "device", "max_batch", "share_prefix", "chat_template"},
+def _transformers_key(model: str) -> bool:
+    return model in BUILTIN_LOCAL or model.startswith(LOCAL_PREFIXES)
+
+
+@register("transformers", _transformers_key, options={"token_budget", "device", "max_batch", "share_prefix", "chat_template"},
           install_hint="pip install 'probekit[local]' (and torch)", local_weights=True)
 def _transformers(model: str, options: dict[str, Any]) -> Backend:
     from probekit.backends.hf import HFBackend
@@ -88,6 +103,11 @@ def option_names() -> frozenset[str]:
 
 def engine_for(model: str) -> Engine:
     return next(engine for engine in _ENGINES if engine.matches(model))
+
+
+def stored_model_name(model: str) -> str:
+    """The model name a key's results are stored under (its engine's rule)."""
+    return engine_for(model).stored_name(model)
 
 
 # Providers named often enough to check without importing litellm (~3 s); others are looked up in litellm.
@@ -204,5 +224,5 @@ def make_backend(model: str, options: dict[str, Any] | None = None) -> Backend:
         raise RuntimeError(f"{model}: the {engine.name} engine needs the missing package {error.name!r}{hint}") from None
 
 
-__all__ = ["Backend", "BackendError", "Capabilities", "ModelInfo", "check_model_key", "engine_for", "make_backend", "is_local",
-           "is_fake", "register"]
+__all__ = ["Backend", "BackendError", "Capabilities", "Engine", "ModelInfo", "check_model_key", "engine_for", "make_backend",
+           "register", "stored_model_name"]

@@ -47,10 +47,12 @@ class FakeBackend(Backend):
     """Deterministic synthetic model with a known position prior and content preferences."""
 
     def __init__(self, model: str):
-        name, _, query = model.removeprefix("fake:").partition("?")
-        # The query only scripts behaviour (faults, delay); the stored model name is 'fake:NAME'.
-        self.model = f"fake:{name or 'fake'}"
-        self.name = name or "fake"
+        from probekit.backends import fake_stored_name
+
+        _, _, query = model.partition("?")
+        # The query only scripts behaviour (faults, delay); the stored model name is 'fake:NAME' (the registry's rule).
+        self.model = fake_stored_name(model)
+        self.name = self.model.removeprefix("fake:")
         params = dict(parse_qsl(query))
         self.fail = float(params.get("fail", 0))
         self.fail_5xx = float(params.get("fail5xx", 0))

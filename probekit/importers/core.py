@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from probekit.errors import ProbekitError
+from probekit.hashing import config_hash
 from probekit.importers.itemtext import ItemTexts
 from probekit.importers.records import Parsed, Response, RowProblem
-from probekit.store.recorder import StoreRecorder
+from probekit.store.recorder import StoreRecorder, recorded_run
 from probekit.store.rows import ResultRow
 from probekit.store.store import Store
 from probekit.survey.expand import Trial, build_trial, expand, item_options
@@ -29,11 +31,11 @@ FORMATS = ("generic", "pobs", "moralchoice", "judgments", "answers")
 REPO_SURVEYS = Path(__file__).resolve().parents[2] / "surveys"
 
 
-class ImportRefused(Exception):
+class ImportRefused(ProbekitError):
     """The import cannot start (unknown format, survey not found ...): message says what to do."""
 
 
-class BadRows(Exception):
+class BadRows(ProbekitError):
     """Some rows are bad and --skip-bad was not given: nothing was imported."""
 
     def __init__(self, problems: list[RowProblem]):
@@ -509,12 +511,11 @@ def _match_and_store(parsed: Parsed, sources: list[Path], formats: dict[Path, st
         config["import"]["respondents"] = summary.respondents = len(respondents)
     if len(sources) == 1:
         config["import"]["file"] = sources[0].name
-    config_hash = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+    run_hash = config_hash(config)
     run_id = str(ULID())
     recorder = StoreRecorder(store)
-    recorder.begin_run(run_id, config, config_hash, package_versions())
     try:
-        with recorder.session():
+        with recorded_run(recorder, run_id, config, run_hash, package_versions()), recorder.session():
             for survey_key, trials in used.items():
                 survey, survey_path = surveys[survey_key]
                 recorder.record_survey(survey, digests[survey_key], survey_path)
@@ -525,10 +526,8 @@ def _match_and_store(parsed: Parsed, sources: list[Path], formats: dict[Path, st
                                                      "source_file": sources[0].name if len(sources) == 1 else f"{len(sources)} files"})
             for start in range(0, len(fresh), 5000):
                 recorder.record_results([row.with_(run_id=run_id) for row in fresh[start:start + 5000]])
-    except Exception as error:
-        _forget_run(store, run_id)  # nothing of a failed import stays behind
+    except Exception as error:  # the run was discarded: nothing of a failed import stays behind
         raise ImportRefused(f"the store refused the rows ({str(error).splitlines()[0]}); nothing was imported") from None
-    recorder.finish_run(run_id, "completed")
     summary.run_id = run_id
     return summary
 
@@ -623,15 +622,6 @@ def _stored_imports(store: Store, rows: list[ResultRow]) -> tuple[dict[tuple[str
         else:
             differ.setdefault(key, str(run_id))
     return same, {key: run for key, run in differ.items() if key not in same}
-
-
-def _forget_run(store: Store, run_id: str) -> None:
-    try:
-        with store.transaction() as con:
-            for table in ("results", "run_trials", "models", "runs"):
-                con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
-    except Exception:  # the store is failing anyway; the run stays marked as it was
-        pass
 
 
 def _previous_import(store: Store, config_hash: str) -> str | None:

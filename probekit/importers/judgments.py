@@ -27,10 +27,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from probekit.hashing import config_hash
 from probekit.importers.core import BadRows, ImportRefused, ImportSummary, REPO_SURVEYS, _previous_import, _stored_survey
 from probekit.importers.records import RowProblem
 from probekit.jsonl import iter_jsonl
-from probekit.store.recorder import StoreRecorder
+from probekit.store.recorder import StoreRecorder, recorded_run
 from probekit.store.rows import ResultRow
 from probekit.store.store import Store
 from probekit.survey.expand import Trial, expand
@@ -94,9 +95,9 @@ def _record(store: Store, source: Path, fmt: str, survey: Survey, trials: list[T
         "import": {"format": fmt, "file": source.name, "sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
                    "rows": len(rows), "skipped": len(problems), **(extra or {})},
     }
-    config_hash = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+    run_hash = config_hash(config)
     summary = ImportSummary(run_id=None, imported=len(rows), skipped=problems, models=models, surveys=[survey.id])
-    previous = _previous_import(store, config_hash)
+    previous = _previous_import(store, run_hash)
     if previous:
         summary.run_id, summary.imported, summary.already = previous, 0, True
         return summary
@@ -104,16 +105,15 @@ def _record(store: Store, source: Path, fmt: str, survey: Survey, trials: list[T
         return summary
     run_id = str(ULID())
     recorder = StoreRecorder(store)
-    recorder.begin_run(run_id, config, config_hash, package_versions())
-    with recorder.session():
-        recorder.record_survey(survey, digest, None)
-        recorder.record_trials(run_id, digest, trials)
-        for name in models:
-            recorder.record_model(run_id, name, {"backend": "import", "resolved_name": name, "source_format": fmt,
-                                                 "source_file": source.name})
-    for start in range(0, len(rows), 5000):
-        recorder.record_results([row.with_(run_id=run_id) for row in rows[start:start + 5000]])
-    recorder.finish_run(run_id, "completed")
+    with recorded_run(recorder, run_id, config, run_hash, package_versions()):  # all of it, or nothing
+        with recorder.session():
+            recorder.record_survey(survey, digest, None)
+            recorder.record_trials(run_id, digest, trials)
+            for name in models:
+                recorder.record_model(run_id, name, {"backend": "import", "resolved_name": name, "source_format": fmt,
+                                                     "source_file": source.name})
+        for start in range(0, len(rows), 5000):
+            recorder.record_results([row.with_(run_id=run_id) for row in rows[start:start + 5000]])
     summary.run_id = run_id
     return summary
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import duckdb
 
+from probekit.errors import ProbekitError
 from probekit.exporting import EXPORT_FORMAT, EXPORT_FORMAT_VERSION, REQUIRED_FOR_IMPORT
 from probekit.store.recorder import StoreRecorder
 from probekit.store.store import DEFAULT_STORE, Store
@@ -28,7 +29,7 @@ from probekit.store.store import DEFAULT_STORE, Store
 MAX_FIELD_BYTES = 1 << 30  # a survey's whole spec is one CSV field / JSON value
 
 
-class ExportImportRefused(ValueError):
+class ExportImportRefused(ProbekitError, ValueError):
     """The directory is not a restorable probekit export (or it was changed since it was written)."""
 
 

@@ -80,7 +80,7 @@ def run_command(path: Path, *, models: list[str] | None, store: Path, limit: int
         raise typer.Exit(1) from None
     if batch_size is not None:
         for model in every:
-            if engine_for(model).local_weights and not model.startswith("fake"):
+            if engine_for(model).local_weights and engine_for(model).accepts("max_batch"):
                 options_by_model.setdefault(model, {})["max_batch"] = batch_size
     options = RunOptions(models=[], store=store, mode=mode, samples=samples, temperature=temperature, seed=seed,
                          backend_options=options_by_model, max_rate_limit_wait=max_rate_limit_wait,

@@ -16,14 +16,13 @@ generates an answer again. Local models run one after another, API models concur
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from probekit.hashing import config_hash
 from probekit.judging.gold import set_gold
 from probekit.judging.pairs import pair_items, pair_survey, plan_pairs
 from probekit.judging.spec import LoadedJudging, load_judging
@@ -89,13 +88,10 @@ class JudgingSummary:
 
 
 def stored_name(model: str) -> str:
-    """The model name results are stored under for a model key (the fake backend's query only scripts it)."""
-    from probekit.backends import is_fake
+    """The model name results are stored under for a model key (the engine registry's rule)."""
+    from probekit.backends import stored_model_name
 
-    if is_fake(model):
-        name = model.removeprefix("fake").removeprefix(":").partition("?")[0]
-        return f"fake:{name or 'fake'}"
-    return model
+    return stored_model_name(model)
 
 
 def _stage_key(surveys: Sequence[Survey], model: str, options: Any) -> str:
@@ -104,7 +100,7 @@ def _stage_key(surveys: Sequence[Survey], model: str, options: Any) -> str:
     from probekit.pipeline import run_config
 
     config = run_config([(s, survey_hash(s)) for s in surveys], replace(options, models=[model], experiment=None))
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+    return config_hash(config)
 
 
 def _stage_runs(store: Store, key: str) -> list[str]:
@@ -164,13 +160,14 @@ async def _run_stage(stage: str, surveys: list[tuple[Survey, str | None]], model
 
 async def _run_models(stage: str, jobs: list[tuple[str, list[tuple[Survey, str | None]]]], loaded: LoadedJudging,
                       base: Any, store: Store, progress: Progress | None) -> list[StageRun]:
-    """The stage on each model: API models concurrently, local models (sharing the CPU or GPU) one at a time."""
-    from probekit.backends import is_local
+    """The stage on each model: API models concurrently, models whose weights load in this process (transformers,
+    vLLM, any engine registered with local_weights: they share the CPU or GPU) one at a time."""
+    from probekit.backends import engine_for
 
     local = asyncio.Lock()
 
     async def one(model: str, surveys: list[tuple[Survey, str | None]]) -> StageRun:
-        if is_local(model):
+        if engine_for(model).local_weights:
             async with local:
                 return await _run_stage(stage, surveys, model, loaded, base, store, progress)
         return await _run_stage(stage, surveys, model, loaded, base, store, progress)

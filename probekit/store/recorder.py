@@ -4,24 +4,27 @@ The runtime talks to a `Recorder` and does not know how results are stored (insp
 the model): begin or resume a run, record its surveys, trials and models, record results in batches
 (each call one transaction), record derived tables (position priors), finish the run. `StoreRecorder`
 writes the DuckDB store; another sink (e.g. Parquet shards from remote workers) implements the same
-protocol.
+protocol. The run's results go through `probekit.store.writer.ResultWriter` (buffered, one committing task).
+
+One lifecycle for every run, whoever makes it:
 
     recorder = StoreRecorder(Store(path))
-    run_id = recorder.find_resumable(config_hash) or new_id
-    recorder.begin_run(run_id, config, config_hash, package_versions())   # or recorder.resume_run(run_id)
+    claim = recorder.claim_run(new_id, config, config_hash(config), package_versions())  # a run: new, resume, wait, done
+    # (an import: recorder.begin_run(...) — a new run, always; `recorded_run` wraps begin ... finish | discard)
     recorder.record_survey(survey, survey_hash, path)
     recorder.record_trials(run_id, survey_hash, trials)
     recorder.record_model(run_id, model, info)
     done = recorder.completed_trials(run_id, model)
     recorder.record_results(rows)          # repeated, one batch per call
     recorder.record_priors(run_id, prior_rows)
-    recorder.finish_run(run_id, "completed")
+    recorder.finish_run(run_id, "completed")   # or "completed_with_errors", "interrupted" (resumable)
+    recorder.discard_run(run_id)               # instead: a run that must leave nothing behind (a failed import)
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -91,6 +94,16 @@ class Recorder(Protocol):
         """Record the run's final status (completed | completed_with_errors | interrupted) and end time."""
         ...
 
+    def discard_run(self, run_id: str) -> None:
+        """Remove the run and everything recorded for it (a failed import leaves nothing behind); surveys and
+        trials, keyed by content and shared with other runs, stay."""
+        ...
+
+    def pending_path(self, run_id: str) -> Path | None:
+        """A side file where the run's results may wait while the sink is held by another process (None:
+        they wait in memory only)."""
+        ...
+
 
 class StoreRecorder:
     """The Recorder over a DuckDB `Store`: each call opens the file, writes one transaction, closes it."""
@@ -141,6 +154,12 @@ class StoreRecorder:
     def finish_run(self, run_id: str, status: str) -> None:
         self.store.set_run_status(run_id, status, ended=True)
 
+    def discard_run(self, run_id: str) -> None:
+        self.store.delete_run(run_id)
+
+    def pending_path(self, run_id: str) -> Path | None:
+        return Path(f"{self.store.path}.pending-{run_id}.jsonl")
+
     def record_restored(self, tables: Mapping[str, Any], *, replace: bool = False) -> dict[str, tuple[int, int]]:
         """Record runs exported from another store as they were: run ids, timestamps, statuses and every row
         unchanged (`probekit import` of a `probekit export`), all tables in one transaction. Rows already
@@ -154,3 +173,20 @@ class StoreRecorder:
         """Set where a pairwise survey's gold verdicts come from (a judge panel, or a file's labels), replacing
         the previous source (probekit.judging.gold)."""
         self.store.write_judge_gold(survey_id, kind, settings, rows)
+
+
+@contextmanager
+def recorded_run(recorder: Recorder, run_id: str, config: dict[str, Any], config_hash: str,
+                 packages: dict[str, str]) -> Iterator[str]:
+    """A run that is recorded whole or not at all (an import): begun, the block records into it, then finished
+    `completed`; when the block raises, the run is discarded (the error propagates)."""
+    recorder.begin_run(run_id, config, config_hash, packages)
+    try:
+        yield run_id
+    except BaseException:
+        try:
+            recorder.discard_run(run_id)
+        except Exception:  # the store is failing anyway: the run stays marked 'running', never 'completed'
+            pass
+        raise
+    recorder.finish_run(run_id, "completed")

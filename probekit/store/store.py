@@ -24,9 +24,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import duckdb
+import numpy as np
 import pandas as pd
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
 
+from probekit.errors import ProbekitError
+from probekit.hashing import canonical_json
 from probekit.processes import pid_alive
 from probekit.store.migrations import MIGRATIONS
 from probekit.store.rows import RESULT_COLUMNS, ResultRow
@@ -58,6 +61,35 @@ STALE_HEARTBEAT_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
+class SlotClaim:
+    """What `Store.claim_slot` decided for a tracking slot (job × scheduled time × kind)."""
+
+    granted: bool
+    action: str
+    """claimed | done-already | gave-up-already | running-elsewhere | abandoned"""
+    attempt: int = 0
+    run_id: str | None = None
+    missed: int = 0
+
+
+_SLOT_KEY = "job = ? AND slot_at = ? AND kind = ?"
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+def _slot_holder_alive(host: str | None, pid: int | None, heartbeat: datetime, own_host: str, stale_seconds: float) -> bool:
+    """Whether the holder of a running slot may still be at work: its heartbeat is recent and, on this host,
+    its process exists."""
+    if (_now() - _aware(heartbeat)).total_seconds() > stale_seconds:
+        return False
+    if host == own_host and pid is not None:
+        return pid_alive(int(pid))
+    return True
+
+
+@dataclass(frozen=True)
 class RunClaim:
     """What `Store.claim_run` decided."""
 
@@ -73,7 +105,7 @@ def _insert_run(con: duckdb.DuckDBPyConnection, run_id: str, config: dict[str, A
     con.execute(
         "INSERT INTO runs (run_id, started_at, ended_at, status, config_hash, config, probekit_version, packages, host, "
         "owner_pid, heartbeat_at) VALUES (?, ?, NULL, 'running', ?, ?, ?, ?, ?, ?, ?)",
-        [run_id, now, config_hash, json.dumps(config, sort_keys=True), version, json.dumps(packages), os.uname().nodename,
+        [run_id, now, config_hash, canonical_json(config), version, json.dumps(packages), os.uname().nodename,
          os.getpid(), now])
 
 
@@ -93,11 +125,11 @@ def _owner_alive(host: str | None, pid: int | None, heartbeat: datetime | None, 
     return age < stale_seconds
 
 
-class StoreLockedError(RuntimeError):
+class StoreLockedError(ProbekitError, RuntimeError):
     """Another process held the store for longer than the wait allowed."""
 
 
-class StoreFileError(RuntimeError):
+class StoreFileError(ProbekitError, RuntimeError):
     """The store path cannot be a store (a directory, a device, not a DuckDB file, not writable ...). Raised
     before DuckDB opens the path, so the file is left exactly as it was."""
 
@@ -419,6 +451,15 @@ class Store:
         with self.transaction() as con:
             con.execute("UPDATE runs SET heartbeat_at = ? WHERE run_id = ?", [_now(), run_id])
 
+    RUN_TABLES = ("results", "run_trials", "models", "position_priors", "runs")
+    """The tables whose rows belong to one run (surveys, items and trials are keyed by content and shared)."""
+
+    def delete_run(self, run_id: str) -> None:
+        """Remove a run and its rows from every run table, in one transaction."""
+        with self.transaction() as con:
+            for table in self.RUN_TABLES:
+                con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+
     def resumable_run(self, config_hash: str) -> str | None:
         """The latest run with this configuration that did not complete cleanly."""
         if not self.path.exists():
@@ -520,6 +561,24 @@ class Store:
                    int(r["n_items"]), r.get("source_run"), now] for r in rows]
         with self.transaction() as con:
             con.executemany("INSERT OR REPLACE INTO position_priors VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+
+    def position_priors(self, run_id: str) -> pd.DataFrame:
+        """The position priors stored with a run (empty frame when none)."""
+        return self.query(
+            "SELECT model, survey_id, reasoning, n_options, prior, n_items, source_run FROM position_priors WHERE run_id = ? "
+            "ORDER BY model, survey_id, reasoning, n_options", [run_id])
+
+    def run_distributions(self, run_id: str) -> pd.DataFrame:
+        """One row per (model, trial) of a run with an ok answer: model, survey_id, item_id, reasoning,
+        option_order (tuple: canonical option shown at each position) and dist (canonical distribution, an
+        array); what PriDe estimates position priors from."""
+        frame = self.query(
+            "SELECT r.model, t.survey_id, t.item_id, t.reasoning, array_to_string(t.option_order, ',') AS option_order, "
+            "r.distribution AS dist FROM results r JOIN trials t USING (trial_id) "
+            "WHERE r.run_id = ? AND r.status = 'ok' AND r.distribution IS NOT NULL AND r.sample_index = 0", [run_id])
+        frame["option_order"] = [tuple(int(x) for x in s.split(",")) for s in frame["option_order"]]
+        frame["dist"] = [np.asarray(d, dtype=float) for d in frame["dist"]]
+        return frame
 
     # -- readers -----------------------------------------------------------------------------------
     def query(self, sql: str, params: Iterable[Any] | None = None) -> pd.DataFrame:
@@ -631,6 +690,65 @@ class Store:
         return counts
 
 
+    # -- tracking slots (probekit.tracking.rundue: one run per job × slot) -----------------------
+    def claim_slot(self, job: str, slot_at: datetime, kind: str, *, claim_id: str, host: str, pid: int, max_attempts: int,
+                   stale_seconds: float, missed: int = 0) -> SlotClaim:
+        """Claim the slot in one transaction (DuckDB lets one process hold the file, so two invocations cannot
+        both see it unclaimed): a new slot is inserted `running`; a failed one (a retry, until `max_attempts`,
+        then `abandoned`) or a running one whose holder is gone (its heartbeat older than `stale_seconds`, or its
+        process dead on this host) is taken over; a done, abandoned or live running slot is left as it is."""
+        now = _now()
+        with self.transaction() as con:
+            found = con.execute(f"SELECT status, attempts, run_id, host, pid, heartbeat_at, missed FROM track_slots WHERE {_SLOT_KEY}",
+                                [job, slot_at, kind]).fetchone()
+            if found is None:
+                con.execute(
+                    "INSERT INTO track_slots (job, slot_at, kind, status, attempts, claim_id, host, pid, claimed_at, heartbeat_at, missed) "
+                    "VALUES (?, ?, ?, 'running', 1, ?, ?, ?, ?, ?, ?)", [job, slot_at, kind, claim_id, host, pid, now, now, missed])
+                return SlotClaim(True, "claimed", attempt=1, missed=missed)
+            status, attempts, run_id, held_host, held_pid, heartbeat, held_missed = found
+            if status == "done":
+                return SlotClaim(False, "done-already", attempt=attempts, run_id=run_id)
+            if status == "abandoned":
+                return SlotClaim(False, "gave-up-already", attempt=attempts, run_id=run_id)
+            if status == "running" and _slot_holder_alive(held_host, held_pid, heartbeat, host, stale_seconds):
+                return SlotClaim(False, "running-elsewhere", attempt=attempts, run_id=run_id)
+            if status == "failed" and attempts >= max_attempts:
+                con.execute(f"UPDATE track_slots SET status = 'abandoned' WHERE {_SLOT_KEY}", [job, slot_at, kind])
+                return SlotClaim(False, "abandoned", attempt=attempts, run_id=run_id)
+            # failed (a retry) or running with a dead holder (a take-over): claim it again.
+            attempt = int(attempts) + 1
+            con.execute(
+                "UPDATE track_slots SET status = 'running', attempts = ?, claim_id = ?, host = ?, pid = ?, claimed_at = ?, "
+                f"heartbeat_at = ?, finished_at = NULL WHERE {_SLOT_KEY}", [attempt, claim_id, host, pid, now, now, job, slot_at, kind])
+            return SlotClaim(True, "claimed", attempt=attempt, run_id=run_id, missed=int(held_missed))
+
+    _SLOT_FIELDS = frozenset({"run_id", "status", "finished_at", "error", "heartbeat_at"})
+
+    def update_slot(self, job: str, slot_at: datetime, kind: str, claim_id: str, **fields: Any) -> bool:
+        """Set fields of a slot (run_id, status, finished_at, error, heartbeat_at), only while the invocation
+        `claim_id` still holds it; False when it does not. `run_id=None` keeps the stored run id."""
+        unknown = set(fields) - self._SLOT_FIELDS
+        if unknown:
+            raise ValueError(f"track_slots has no settable field(s) {', '.join(sorted(unknown))}")
+        sets = ", ".join("run_id = coalesce(?, run_id)" if name == "run_id" else f"{name} = ?" for name in fields)
+        with self.transaction() as con:
+            held = con.execute(f"SELECT claim_id FROM track_slots WHERE {_SLOT_KEY}", [job, slot_at, kind]).fetchone()
+            if held is None or held[0] != claim_id:
+                return False
+            con.execute(f"UPDATE track_slots SET {sets} WHERE {_SLOT_KEY}", [*fields.values(), job, slot_at, kind])
+        return True
+
+    def slot_run_id(self, job: str, slot_at: datetime, kind: str) -> str | None:
+        """The run made for a slot (None: no slot, or no run yet)."""
+        frame = self.query(f"SELECT run_id FROM track_slots WHERE {_SLOT_KEY}", [job, slot_at, kind])
+        return None if frame.empty or frame["run_id"][0] is None else str(frame["run_id"][0])
+
+    def last_slot_at(self, job: str, kind: str = "scheduled") -> datetime | None:
+        """The latest slot of a job of this kind that was ever claimed (aware, UTC), or None."""
+        last = self.query("SELECT max(slot_at) AS last FROM track_slots WHERE job = ? AND kind = ?", [job, kind])["last"][0]
+        return None if pd.isna(last) else _aware(pd.Timestamp(last).to_pydatetime())
+
     # -- judge gold verdicts (probekit.judging; docs/judges.md) ------------------------------------
     def write_judge_gold(self, survey_id: str, kind: str, settings: Mapping[str, Any],
                          rows: Sequence[Mapping[str, Any]] = ()) -> None:
@@ -641,7 +759,7 @@ class Store:
                    int(r["votes_a"]), int(r["votes_b"]), int(r["votes_tie"])] for r in rows]
         with self.transaction() as con:
             con.execute("INSERT OR REPLACE INTO judge_gold_sources VALUES (?, ?, ?, ?)",
-                        [survey_id, kind, json.dumps(dict(settings), sort_keys=True), _now()])
+                        [survey_id, kind, canonical_json(dict(settings)), _now()])
             con.execute("DELETE FROM judge_gold WHERE survey_id = ?", [survey_id])
             if values:
                 con.executemany("INSERT INTO judge_gold VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from probekit.errors import EXIT_SPEC_ERROR, ProbekitError
+
 
 @dataclass(frozen=True)
 class SpecProblem:
@@ -19,8 +21,10 @@ class SpecProblem:
         return f"{text} — {self.fix}" if self.fix else text
 
 
-class SpecError(Exception):
+class SpecError(ProbekitError):
     """A survey spec (or its item file) is invalid; carries every problem found."""
+
+    exit_code = EXIT_SPEC_ERROR
 
     def __init__(self, problems: list[SpecProblem]):
         self.problems = problems

@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 from collections.abc import Iterator
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from probekit.hashing import compact_json, sha256_hex
 from probekit.survey.labels import join_or, labels_for
 from probekit.survey.permutations import Order, orders_for, parse_policy
 from probekit.survey.schema import Item, Option, ReasoningMode, Survey, Template, Turn, template_placeholders
@@ -88,8 +87,7 @@ def _fill(text: str, values: dict[str, str]) -> str:
 
 
 def trial_hash(payload: dict[str, Any]) -> str:
-    canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+    return sha256_hex(compact_json(payload))[:16]
 
 
 def item_options(survey: Survey, item: Item) -> list[Option]:

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from probekit.errors import ProbekitError
 from probekit.survey.errors import SpecError, SpecProblem
 
 Loc = Sequence[str | int]
@@ -43,7 +44,7 @@ MAX_EXPANDED_NODES = 2_000_000
 bomb, "billion laughs", expands to 10^9 and would hang validation)."""
 
 
-class YamlLimitError(ValueError):
+class YamlLimitError(ProbekitError, ValueError):
     """A YAML document nests too deeply or expands (through aliases) to too many nodes."""
 
     def __init__(self, message: str, line: int):

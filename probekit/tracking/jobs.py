@@ -16,17 +16,18 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from probekit.errors import ProbekitError
 from probekit.store.store import Store
 from probekit.tracking.schedule import Schedule, parse_schedule, utc
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-class JobExistsError(ValueError):
+class JobExistsError(ProbekitError, ValueError):
     """A job with this name exists (`track add --replace` updates it)."""
 
 
-class JobNotFoundError(KeyError):
+class JobNotFoundError(ProbekitError, KeyError):
     """No job with this name (`probekit track list` shows the jobs)."""
 
 

@@ -40,7 +40,7 @@ from typing import Any
 
 from ulid import ULID
 
-from probekit.processes import pid_alive
+from probekit.hashing import extended_hash
 from probekit.store.recorder import StoreRecorder
 from probekit.store.store import Store
 from probekit.tracking.jobs import Job, list_jobs
@@ -131,71 +131,27 @@ class Invocation:
     pid: int = field(default_factory=os.getpid)
 
 
-def _live(row: dict[str, Any], invocation: Invocation, stale_seconds: float) -> bool:
-    """Whether the holder of a running slot may still be at work."""
-    heartbeat = utc(row["heartbeat_at"])
-    if (_now() - heartbeat).total_seconds() > stale_seconds:
-        return False
-    if row["host"] == invocation.host and row["pid"] is not None:
-        return pid_alive(int(row["pid"]))
-    return True
-
-
 def claim_slot(store: Store, job: Job, slot_at: datetime, kind: str, invocation: Invocation, *,
                stale_seconds: float = STALE_SECONDS, missed: int = 0) -> _Claim:
     """Atomically claim (job, slot_at, kind) in one store transaction (see the module docstring)."""
-    now = _now()
-    with store.transaction() as con:
-        cursor = con.execute(
-            "SELECT status, attempts, run_id, host, pid, heartbeat_at, missed FROM track_slots WHERE job = ? AND slot_at = ? AND kind = ?",
-            [job.name, slot_at, kind])
-        found = cursor.fetchone()
-        if found is None:
-            con.execute(
-                "INSERT INTO track_slots (job, slot_at, kind, status, attempts, claim_id, host, pid, claimed_at, heartbeat_at, missed) "
-                "VALUES (?, ?, ?, 'running', 1, ?, ?, ?, ?, ?, ?)",
-                [job.name, slot_at, kind, invocation.claim_id, invocation.host, invocation.pid, now, now, missed])
-            return _Claim(True, "claimed", attempt=1, missed=missed)
-        row = dict(zip(["status", "attempts", "run_id", "host", "pid", "heartbeat_at", "missed"], found))
-        if row["status"] == "done":
-            return _Claim(False, "done-already", attempt=row["attempts"], run_id=row["run_id"])
-        if row["status"] == "abandoned":
-            return _Claim(False, "gave-up-already", attempt=row["attempts"], run_id=row["run_id"])
-        if row["status"] == "running" and _live(row, invocation, stale_seconds):
-            return _Claim(False, "running-elsewhere", attempt=row["attempts"], run_id=row["run_id"])
-        if row["status"] == "failed" and row["attempts"] >= job.max_attempts:
-            con.execute("UPDATE track_slots SET status = 'abandoned' WHERE job = ? AND slot_at = ? AND kind = ?", [job.name, slot_at, kind])
-            return _Claim(False, "abandoned", attempt=row["attempts"], run_id=row["run_id"])
-        # failed (a retry) or running with a dead holder (a take-over): claim it again.
-        attempt = int(row["attempts"]) + 1
-        con.execute(
-            "UPDATE track_slots SET status = 'running', attempts = ?, claim_id = ?, host = ?, pid = ?, claimed_at = ?, heartbeat_at = ?, "
-            "finished_at = NULL WHERE job = ? AND slot_at = ? AND kind = ?",
-            [attempt, invocation.claim_id, invocation.host, invocation.pid, now, now, job.name, slot_at, kind])
-        return _Claim(True, "claimed", attempt=attempt, run_id=row["run_id"], missed=int(row["missed"]))
+    claim = store.claim_slot(job.name, slot_at, kind, claim_id=invocation.claim_id, host=invocation.host, pid=invocation.pid,
+                             max_attempts=job.max_attempts, stale_seconds=stale_seconds, missed=missed)
+    return _Claim(claim.granted, claim.action, attempt=claim.attempt, run_id=claim.run_id, missed=claim.missed)
 
 
-def _update_own(store: Store, slot: SlotRun, sql: str, params: Sequence[Any]) -> bool:
-    """UPDATE track_slots ... for this slot, only while this invocation still holds it."""
-    with store.transaction() as con:
-        held = con.execute("SELECT claim_id FROM track_slots WHERE job = ? AND slot_at = ? AND kind = ?",
-                           [slot.job, slot.slot_at, slot.kind]).fetchone()
-        if held is None or held[0] != slot.claim_id:
-            return False
-        con.execute(f"UPDATE track_slots SET {sql} WHERE job = ? AND slot_at = ? AND kind = ?",
-                    [*params, slot.job, slot.slot_at, slot.kind])
-    return True
+def _update_own(store: Store, slot: SlotRun, **fields: Any) -> bool:
+    """Set fields of this slot's row, only while this invocation still holds it."""
+    return store.update_slot(slot.job, slot.slot_at, slot.kind, slot.claim_id, **fields)
 
 
 def record_slot_run(store: Store, slot: SlotRun, run_id: str) -> None:
     """Link the run just created to the slot (a later attempt resumes it)."""
-    _update_own(store, slot, "run_id = ?", [run_id])
+    _update_own(store, slot, run_id=run_id)
 
 
 def finish_slot(store: Store, slot: SlotRun, status: str, run_id: str | None, error: str | None = None) -> bool:
     """Mark the slot done / failed / abandoned (only while this invocation holds it)."""
-    return _update_own(store, slot, "status = ?, finished_at = ?, run_id = coalesce(?, run_id), error = ?",
-                       [status, _now(), run_id, error])
+    return _update_own(store, slot, status=status, finished_at=_now(), run_id=run_id, error=error)
 
 
 class _Heartbeat:
@@ -209,7 +165,7 @@ class _Heartbeat:
     def _loop(self) -> None:
         while not self._stop.wait(self.every):
             try:
-                _update_own(self.store, self.slot, "heartbeat_at = ?", [_now()])
+                _update_own(self.store, self.slot, heartbeat_at=_now())
             except Exception:  # a busy store: the next beat tries again
                 continue
 
@@ -234,8 +190,7 @@ class TrackingRecorder(StoreRecorder):
 
     def _tracked(self, config: dict[str, Any], config_hash: str) -> tuple[dict[str, Any], str]:
         tracking = self.slot.tracking(self.job)
-        digest = hashlib.sha256(f"{config_hash}|{json.dumps(tracking, sort_keys=True)}".encode()).hexdigest()
-        return {**config, "tracking": tracking}, digest
+        return {**config, "tracking": tracking}, extended_hash(config_hash, tracking)
 
     def _started(self, run_id: str) -> None:
         self.run_id = run_id
@@ -324,18 +279,15 @@ def _run_claimed(store: Store, job: Job, slot: SlotRun, runner: Runner, heartbea
 
 
 def _slot_run_id(store: Store, slot: SlotRun) -> str | None:
-    frame = store.query("SELECT run_id FROM track_slots WHERE job = ? AND slot_at = ? AND kind = ?", [slot.job, slot.slot_at, slot.kind])
-    return None if frame.empty or frame["run_id"][0] is None else str(frame["run_id"][0])
+    return store.slot_run_id(slot.job, slot.slot_at, slot.kind)
 
 
 def _missed(store: Store, job: Job, due: datetime) -> int:
     """Slots of the job before `due` that never ran: after its last scheduled slot, or since its creation."""
-    import pandas as pd
-
     schedule = job.parsed_schedule()
-    last = store.query("SELECT max(slot_at) AS last FROM track_slots WHERE job = ? AND kind = 'scheduled'", [job.name])["last"][0]
-    if not pd.isna(last):
-        return schedule.slots_between(utc(pd.Timestamp(last).to_pydatetime()), due)
+    last = store.last_slot_at(job.name, "scheduled")
+    if last is not None:
+        return schedule.slots_between(last, due)
     first = schedule.latest_slot(job.created_at)
     if first is None or first >= due:
         return 0

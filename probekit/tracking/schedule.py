@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from probekit.errors import ProbekitError
+
 _INTERVAL = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
 _UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
 _MONDAY = datetime(1970, 1, 5, tzinfo=timezone.utc)  # the epoch was a Thursday
@@ -25,7 +27,7 @@ MAX_COUNTED_MISSED = 100_000
 """Missed cron slots are counted one by one up to this many (an interval's are computed exactly)."""
 
 
-class ScheduleError(ValueError):
+class ScheduleError(ProbekitError, ValueError):
     """A schedule string that is neither an interval nor a valid cron expression (the message says which forms work)."""
 
 

@@ -14,10 +14,11 @@ import pytest
 from cli_helpers import ENV, STARTER, cli
 
 from probekit.pipeline import run_async
-from probekit.runner import RunOptions, _Writer
+from probekit.runner import RunOptions
 from probekit.store.recorder import StoreRecorder
 from probekit.store.rows import ResultRow
 from probekit.store.store import Store
+from probekit.store.writer import ResultWriter
 
 pytestmark = pytest.mark.slow  # drives the CLI or other processes: the full suite, not the quick loop
 
@@ -73,16 +74,16 @@ def test_a_run_outlives_a_long_reader(tmp_path: Path) -> None:
 
 
 def test_results_beyond_memory_go_to_a_side_file_and_are_committed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_Writer, "SPILL_ROWS", 10)
+    monkeypatch.setattr(ResultWriter, "SPILL_ROWS", 10)
     spilled: list[int] = []
-    original = _Writer._spill
+    original = ResultWriter._spill
 
-    def spy(self: _Writer, rows: list[ResultRow]) -> None:
+    def spy(self: ResultWriter, rows: list[ResultRow]) -> None:
         original(self, rows)
         spilled.append(len(rows))
         assert self.spill_path is not None and self.spill_path.exists()
 
-    monkeypatch.setattr(_Writer, "_spill", spy)
+    monkeypatch.setattr(ResultWriter, "_spill", spy)
     store = _prepared(tmp_path)
     notices: list[str] = []
     asyncio.run(_run_while_held(store, 2.5, notices))
@@ -97,12 +98,12 @@ def test_a_side_file_left_by_a_killed_run_is_committed_when_it_resumes(tmp_path:
     recorder = StoreRecorder(Store(store))
     rows = [ResultRow(run_id="R1", trial_id=f"t{k}", model="fake:x", status="ok", mode="sample", choice=0,
                       distribution=[1.0, 0.0]) for k in range(5)]
-    killed = _Writer(recorder, RunOptions(store=store), "R1")
+    killed = ResultWriter(recorder, "R1")
     killed._spill(rows)  # what a killed process left behind
     assert killed.spill_path is not None and killed.spill_path.exists()
 
     async def resume() -> None:
-        writer = _Writer(recorder, RunOptions(store=store, flush_seconds=0.05), "R1")
+        writer = ResultWriter(recorder, "R1", flush_seconds=0.05)
         writer.start()
         await writer.close()
 
@@ -113,7 +114,7 @@ def test_a_side_file_left_by_a_killed_run_is_committed_when_it_resumes(tmp_path:
 
 
 def test_the_cli_run_waits_and_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_Writer, "NOTICE_AFTER_SECONDS", 0.5)  # told after 5 s by default
+    monkeypatch.setattr(ResultWriter, "NOTICE_AFTER_SECONDS", 0.5)  # told after 5 s by default
     store = _prepared(tmp_path)
     holder = _hold(store, 2.0)
     try:

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from probekit.processes import pid_alive
 from probekit.store.store import Store
 from probekit.tracking import JobOptions, add_job, new_job, run_due
 from probekit.tracking.jobs import get_job, slot_history
-from probekit.tracking.rundue import SlotRun, pid_alive
+from probekit.tracking.rundue import SlotRun
 
 REPO = Path(__file__).resolve().parents[2]
 STARTER = REPO / "surveys" / "moralchoice_starter.yaml"
