@@ -128,7 +128,7 @@ class LmEval:
 def probekit_score(backend: Any, trials: list[Any], batch: int) -> tuple[float, float, list[list[dict[str, Any]]]]:
     """Score trials the way the runner does (batches of `batch` in expansion order); wall seconds, process
     CPU seconds, rows."""
-    from probekit.runtime import score_sync
+    from probekit.scoring.sync import score_sync
     from probekit.scoring import ScoringSettings
 
     settings = ScoringSettings(mode="logprob")

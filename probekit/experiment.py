@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from probekit.execution.ray_pool import RayOptions
+from probekit.ray_options import RayOptions
 from probekit.survey.errors import SpecError, SpecProblem
 from probekit.survey.loader import analysis_problems, survey_from_yaml
 from probekit.survey.schema import ReasoningMode, Scoring, Survey

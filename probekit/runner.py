@@ -23,7 +23,7 @@ from probekit.store.writer import ResultWriter, patiently
 from probekit.survey.expand import Trial
 
 if TYPE_CHECKING:
-    from probekit.execution.ray_pool import RayOptions
+    from probekit.ray_options import RayOptions
 
 __all__ = ["ModelSummary", "RunOptions", "RunSummary", "error_row", "execute"]
 
@@ -189,7 +189,8 @@ async def _run_model(key: str, scorer: Scorer, run_id: str, trials: list[Trial],
 def _scorer(model: str, options: RunOptions, backend: Backend | None) -> Scorer:
     """In this process, or on Ray actors for a model whose weights run locally (API models stay here)."""
     if options.uses_ray() and engine_for(model).local_weights:
-        from probekit.execution.ray_pool import RayOptions, RayScorer
+        from probekit.execution.ray_pool import RayScorer
+        from probekit.ray_options import RayOptions
 
         ray = options.ray or RayOptions()
         sharded = sum(engine_for(m).local_weights for m in options.models)

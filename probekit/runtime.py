@@ -273,22 +273,6 @@ class ModelRuntime:
                     self.limiter.settle(estimate, used)
             return values
 
-def score_sync(backend: Backend, trials: list[Any], settings: Any, policy: RetryPolicy | None = None) -> list[list[Any]]:
-    """Score trials on one backend outside a run (tests, benchmarks, notebooks): a runtime without retries
-    unless a policy is given; results are ResultRows without run or model."""
-    from probekit.scoring import score_trials
-
-    async def score() -> list[list[Any]]:
-        runtime = ModelRuntime(backend, policy or RetryPolicy(max_attempts=1))
-        await runtime.start()
-        try:
-            return await score_trials(runtime, trials, settings)
-        finally:
-            await runtime.close()  # API transports hold a session bound to this event loop
-
-    return asyncio.run(score())
-
-
 def _estimate_tokens(request: Any) -> int:
     prompt = getattr(request, "prompt", None)
     text = sum(len(content) for _role, content in prompt.messages) if prompt is not None else 0

@@ -2,9 +2,9 @@
 
 Everything starts from an *answers* frame, one row per answer: model, setup, run (a repetition id),
 item_id, topic, polar, declarative, polarity (NaN for Refused or invalid), refused, valid, plus pair keys
-for opinion change. `answers_from_responses` builds it from the store; `import_pobs_files` builds it from
-the published POBs response JSON files by importing them exactly as `probekit import` does (into a temporary
-store) and reading them back the same way, so there is one path from a file to a number.
+for opinion change. `answers_from_responses` builds it from the store; `probekit.importers.pobs.import_pobs_files`
+builds it from the published POBs response JSON files by importing them exactly as `probekit import` does (into
+a temporary store) and reading them back the same way, so there is one path from a file to a number.
 
 - Reliability (complex-encoded): Refused ↦ 0.5i; Rel_q = 1 − mean_{r<s} |p̃_r − p̃_s| / 2; mean over the
   questions of a topic, then over topics. Distribution form (logprob runs): 1 − E|X − X'| / 2 with X, X'
@@ -24,8 +24,7 @@ the topic metrics and compared with the stance inferred from the topic's questio
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -122,44 +121,6 @@ def distributions_from_forms(forms: pd.DataFrame, items: pd.DataFrame) -> pd.Dat
                      "polar": bool(meta.get("polar", True)), "declarative": bool(meta.get("declarative", False)),
                      "probs": probs / probs.sum(), "values": values})
     return pd.DataFrame(rows)
-
-
-def import_pobs_files(paths: Iterable[str | Path], *, survey: str | Path | None = None,
-                      polar: Callable[[str], bool] | None = None, trust_spec_polarity: bool = False,
-                      skip_bad: bool = False) -> pd.DataFrame:
-    """Published POBs response files (POBS_<model>_<run>.json; directories of them) → an answers frame, through
-    the importer of `probekit import` (a temporary store) and the store reading of `probekit analyze`: the same
-    rows, the same invalid and Refused answers, the same numbers. `survey`: the spec the files answer (default:
-    built from the questions the files carry, `probekit.importers.pobs.survey_from_files`, with `polar(topic)`
-    deciding which topics are polar, default the 'X vs. Y' names). `trust_spec_polarity`, `skip_bad`: as for
-    `probekit import`."""
-    import tempfile
-
-    import yaml
-
-    from probekit.analysis.loader import contexts
-    from probekit.importers import import_responses
-    from probekit.importers.core import expand_sources
-    from probekit.importers.pobs import survey_from_files
-
-    files, _ignored = expand_sources([Path(p) for p in paths])
-    with tempfile.TemporaryDirectory(prefix="probekit-pobs-") as tmp:
-        spec_path = Path(survey) if survey is not None else None
-        if spec_path is None and polar is not None:
-            spec_path = Path(tmp) / "pobs_published.yaml"
-            spec_path.write_text(yaml.safe_dump(survey_from_files(files, polar).model_dump(mode="json", exclude_none=True),
-                                                sort_keys=False, allow_unicode=True), encoding="utf-8")
-        store = Path(tmp) / "pobs.duckdb"
-        summary = import_responses(files, fmt="pobs", survey_file=spec_path, store_path=store, skip_bad=skip_bad,
-                                   trust_spec_polarity=trust_spec_polarity)
-        if summary.run_id is None:
-            return pd.DataFrame()
-        frames = []
-        for ctx in contexts(store, run=summary.run_id):
-            responses = ctx.responses()
-            if not responses.empty:
-                frames.append(answers_from_responses(responses, ctx.items()))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 # -- metrics --------------------------------------------------------------------------------------------

@@ -17,14 +17,13 @@ registration order.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import pkgutil
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from probekit.tablenames import add_registered, declared, unknown_names
 
 if TYPE_CHECKING:  # pandas only for annotations: spec validation imports this module and must start fast
     import pandas as pd
@@ -127,6 +126,7 @@ def register(
 
     def decorator(fn: Builder) -> Builder:
         doc = description or (fn.__doc__ or "").strip().split("\n")[0]
+        add_registered(name)  # spec validation knows it without importing this layer
         _REGISTRY[name] = TableSpec(
             name=name, applies=_as_predicate(applies_to), build=fn, description=doc, detail=detail
         )
@@ -145,24 +145,11 @@ def load_all_modules() -> None:
         importlib.import_module(f"probekit.analysis.{module.name}")
 
 
-_REGISTER_CALL = re.compile(r"""^[ \t]*@register\(\s*["']([^"']+)["']""", re.MULTILINE)
-
-
 def table_names() -> set[str]:
     """Every table name `registered()` would list, without importing the analysis modules (pandas, scipy):
-    the `@register("name", ...)` lines of probekit/analysis/*.py, plus tables registered in this process.
-    Spec validation (`analyses:` lists) uses this so `probekit validate` starts fast."""
-    import probekit.analysis as package
-
-    names = set(_REGISTRY)
-    for module in pkgutil.iter_modules(package.__path__):
-        if module.name.startswith("_"):
-            continue
-        for folder in package.__path__:
-            source = Path(folder) / f"{module.name}.py"
-            if source.is_file():
-                names.update(_REGISTER_CALL.findall(source.read_text(encoding="utf-8")))
-    return names
+    the `@register("name", ...)` lines of probekit/analysis/*.py (probekit.tablenames), plus tables registered
+    in this process."""
+    return declared() | set(_REGISTRY)
 
 
 def unknown_tables(names: Sequence[str]) -> list[tuple[int, str, str]]:
@@ -174,26 +161,7 @@ def unknown_tables(names: Sequence[str]) -> list[tuple[int, str, str]]:
     known = table_names()
     if any(name not in known for name in names):
         known |= set(registered())
-    problems = []
-    listing = ", ".join(sorted(known))
-    for index, name in enumerate(names):
-        if name not in known:
-            close = _closest(str(name), sorted(known))
-            hint = f"did you mean {close!r}? " if close else ""
-            problems.append((index, f"unknown analysis {name!r}", f"{hint}known: {listing}"))
-    return problems
-
-
-def _closest(name: str, known: list[str]) -> str | None:
-    """A likely intended table: a near spelling, else the longest table the name extends
-    ('pct_coordinates' → 'pct'), else one that contains it ('opinion_change' → 'pobs_opinion_change')."""
-    close = difflib.get_close_matches(name, known, n=1)
-    if close:
-        return close[0]
-    prefixes = [k for k in known if name.startswith(f"{k}_")]
-    if prefixes:
-        return max(prefixes, key=len)
-    return next((k for k in known if name in k), None)
+    return unknown_names(names, known)
 
 
 def registered() -> dict[str, TableSpec]:

@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from probekit.backends.base import ModelInfo
 from probekit.execution import LocalScorer, error_row
+from probekit.ray_options import RayOptions
 from probekit.runtime import RetryPolicy
 from probekit.scoring import ScoringSettings
 from probekit.store.rows import ResultRow
@@ -38,30 +39,6 @@ RESTART_WAIT_SECONDS = 300.0
 _FORWARDED_ENV = ("LITELLM_LOCAL_MODEL_COST_MAP", "TOKENIZERS_PARALLELISM", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE",
                   "HF_HOME", "PROBEKIT_CACHE_DIR", "VLLM_CPU_KVCACHE_SPACE", "TRANSFORMERS_VERBOSITY", "TQDM_DISABLE",
                   "HF_HUB_DISABLE_PROGRESS_BARS")
-
-
-@dataclass(frozen=True)
-class RayOptions:
-    """How local models are spread over Ray. Not part of a run's configuration: the rows are the same."""
-
-    address: str | None = None
-    """An existing cluster (`ray://host:10001`, `host:6379`, `auto`); None starts a local Ray instance."""
-    actors: int = 1
-    """Actors per local model, each holding a copy of the model."""
-    num_gpus: float | None = None
-    """GPUs per actor; None: the engine's tensor_parallel_size (else 1) when the cluster has GPUs, else 0."""
-    num_cpus: float = 1.0
-    """CPUs per actor (Ray also sets the actor's OMP thread count from it)."""
-    max_restarts: int = 2
-    """Times Ray restarts a dead actor (its lost batches are sent again either way)."""
-
-    def __post_init__(self) -> None:
-        if self.actors < 1:
-            raise ValueError(f"Ray actors per model must be at least 1 (got {self.actors})")
-        if self.num_gpus is not None and self.num_gpus < 0:
-            raise ValueError(f"GPUs per Ray actor cannot be negative (got {self.num_gpus})")
-        if self.num_cpus <= 0:
-            raise ValueError(f"CPUs per Ray actor must be positive (got {self.num_cpus})")
 
 
 # -- the Ray session -------------------------------------------------------------------------------------

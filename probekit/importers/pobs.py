@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from probekit.importers.labels import clean_label
 from probekit.importers.records import Parsed, Response, RowProblem
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FILE_NAME = re.compile(r"^POBS_(?P<model>.+)_(?P<run>\d+)\.json$")
 LIST_KEYS = ("questions", "responses", "results", "data")
@@ -248,3 +251,43 @@ def survey_from_files(paths: Sequence[Path], polar: Callable[[str], bool] | None
         "items": [items[k] for k in sorted(items)],
     }
     return Survey.model_validate(spec)
+
+
+def import_pobs_files(paths: Iterable[str | Path], *, survey: str | Path | None = None,
+                      polar: Callable[[str], bool] | None = None, trust_spec_polarity: bool = False,
+                      skip_bad: bool = False) -> pd.DataFrame:
+    """Published POBs response files (POBS_<model>_<run>.json; directories of them) → an answers frame, through
+    the importer of `probekit import` (a temporary store) and the store reading of `probekit analyze`: the same
+    rows, the same invalid and Refused answers, the same numbers. `survey`: the spec the files answer (default:
+    built from the questions the files carry, `probekit.importers.pobs.survey_from_files`, with `polar(topic)`
+    deciding which topics are polar, default the 'X vs. Y' names). `trust_spec_polarity`, `skip_bad`: as for
+    `probekit import`."""
+    import tempfile
+
+    import yaml
+
+    import pandas as pd
+
+    from probekit.analysis.loader import contexts
+    from probekit.analysis.pobs import answers_from_responses
+    from probekit.importers import import_responses
+    from probekit.importers.core import expand_sources
+
+    files, _ignored = expand_sources([Path(p) for p in paths])
+    with tempfile.TemporaryDirectory(prefix="probekit-pobs-") as tmp:
+        spec_path = Path(survey) if survey is not None else None
+        if spec_path is None and polar is not None:
+            spec_path = Path(tmp) / "pobs_published.yaml"
+            spec_path.write_text(yaml.safe_dump(survey_from_files(files, polar).model_dump(mode="json", exclude_none=True),
+                                                sort_keys=False, allow_unicode=True), encoding="utf-8")
+        store = Path(tmp) / "pobs.duckdb"
+        summary = import_responses(files, fmt="pobs", survey_file=spec_path, store_path=store, skip_bad=skip_bad,
+                                   trust_spec_polarity=trust_spec_polarity)
+        if summary.run_id is None:
+            return pd.DataFrame()
+        frames = []
+        for ctx in contexts(store, run=summary.run_id):
+            responses = ctx.responses()
+            if not responses.empty:
+                frames.append(answers_from_responses(responses, ctx.items()))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -2,7 +2,8 @@
 
 The file is parsed once (probekit.survey.yamlfile: libyaml node tree + data built from it); pydantic
 validates the data, the node tree gives each problem its line, and `check_survey` adds what pydantic
-cannot express. `analyses:` names are checked against the analysis registry without importing it whole.
+cannot express. `analyses:` names are checked against the analysis tables' names (probekit.tablenames), read
+without importing the analysis layer.
 """
 
 from __future__ import annotations
@@ -248,8 +249,9 @@ def _item_lines(doc: YamlDocument, count: int) -> list[tuple[str, int]]:
 
 
 def analysis_problems(names: Sequence[str], shown: str, locate: Locator, loc: Loc = ("analyses",)) -> list[SpecProblem]:
-    """`analyses:` entries that name no table of the analysis registry (file:line — did you mean …)."""
-    from probekit.analysis.registry import unknown_tables
+    """`analyses:` entries that name no analysis table (file:line — did you mean …); the names are read as data
+    (probekit.tablenames), so validating a spec never imports the analysis layer."""
+    from probekit.tablenames import unknown_names
 
     return [SpecProblem(shown, locate.line([*loc, index]), message, fix)
-            for index, message, fix in unknown_tables(names)]
+            for index, message, fix in unknown_names(names)]

@@ -15,10 +15,11 @@ from hypothesis import strategies as st
 
 from probekit.analysis.loader import contexts
 from probekit.analysis.pobs import (
-    declarative_vs_inferred, import_pobs_files, opinion_change, pobs_table, question_table, reliability_distribution,
-    reliability_pairs, topic_table,
+    declarative_vs_inferred, opinion_change, pobs_table, question_table, reliability_distribution, reliability_pairs,
+    topic_table,
 )
 from probekit.analysis.registry import build_tables
+from probekit.importers.pobs import import_pobs_files
 from probekit.store.rows import item_rows, trial_rows
 from probekit.store.store import Store
 from probekit.survey.expand import expand

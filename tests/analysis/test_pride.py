@@ -18,7 +18,7 @@ from probekit.analysis.pride import (
 )
 from probekit.analysis.selection import selection_summary
 from probekit.backends.fake import FakeBackend
-from probekit.runtime import score_sync
+from probekit.scoring.sync import score_sync
 from probekit.scoring import ScoringSettings
 from probekit.survey.expand import expand
 from probekit.survey.schema import Item, Option, Survey, Template

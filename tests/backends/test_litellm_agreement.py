@@ -19,7 +19,7 @@ import pytest
 from probekit.scoring.reading import read_labels
 from probekit.backends.base import GenerateRequest
 from probekit.backends.litellm_backend import LiteLLMBackend
-from probekit.runtime import score_sync
+from probekit.scoring.sync import score_sync
 from probekit.pipeline import scoring_settings
 from probekit.runner import RunOptions
 from probekit.scoring import distribution_fields, label_max_tokens, trial_prompt

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from probekit.runtime import score_sync
+from probekit.scoring.sync import score_sync
 from probekit.scoring import ScoringSettings
 from probekit.survey.expand import expand
 from probekit.survey.loader import load_survey

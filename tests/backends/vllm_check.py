@@ -32,7 +32,7 @@ MODES_SPEC = ((REPO / "tests" / "scoring" / "modes.yaml").read_text(encoding="ut
 
 
 def score_open(backend: Any, trials: list[Any], settings: Any) -> list[list[Any]]:
-    """`probekit.runtime.score_sync` without its final `close()`, which stops the vLLM engine (a run's end):
+    """`probekit.scoring.sync.score_sync` without its final `close()`, which stops the vLLM engine (a run's end):
     one engine serves every call here."""
     import asyncio
 

@@ -244,7 +244,8 @@ def test_opinion_change_is_reported_over_the_polar_topics(release: Path, tmp_pat
 
 
 def test_one_path_from_published_files_to_numbers(release: Path, tmp_path: Path) -> None:
-    from probekit.analysis.pobs import import_pobs_files, opinion_change, pobs_table
+    from probekit.analysis.pobs import opinion_change, pobs_table
+    from probekit.importers.pobs import import_pobs_files
 
     store = tmp_path / "s.duckdb"
     assert cli("import", str(release), "--store", str(store), "--trust-spec-polarity").returncode == 0

@@ -12,7 +12,7 @@ from probekit.backends.fake import FakeBackend
 from probekit.pipeline import scoring_settings
 from probekit.provenance import survey_hash
 from probekit.runner import RunOptions
-from probekit.runtime import score_sync
+from probekit.scoring.sync import score_sync
 from probekit.survey.expand import expand, item_options
 from probekit.survey.loader import load_survey
 from probekit.survey.schema import Survey

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from probekit.backends.base import BackendError
-from probekit.runtime import score_sync
+from probekit.scoring.sync import score_sync
 from probekit.scoring import ScoringSettings
 from probekit.survey.expand import Trial, expand
 from probekit.survey.loader import load_survey
