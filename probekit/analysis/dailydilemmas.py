@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from probekit.analysis.bootstrap import ratio_ci
+from probekit.analysis.loader import AnalysisContext
 from probekit.analysis.registry import is_dailydilemmas, register
 from probekit.analysis.uncertainty import context_item_uncertainty
 
@@ -103,7 +104,7 @@ def choice_weights_from_items(items: pd.DataFrame) -> pd.DataFrame:
 
 
 @register("dailydilemmas_values", is_dailydilemmas)
-def _dailydilemmas_values(ctx):  # type: ignore[no-untyped-def]
+def _dailydilemmas_values(ctx: AnalysisContext) -> pd.DataFrame | None:
     """Value preference score per theory label (−100 … 100) per model, with CIs."""
     items = context_item_uncertainty(ctx)
     if items is None or items.empty:

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from probekit.analysis.bootstrap import count_blocks, percentile_interval, ratio_ci
+from probekit.analysis.loader import AnalysisContext
 from probekit.analysis.registry import SurveyInfo, register
 
 TOL = 1e-9
@@ -345,8 +346,6 @@ def _pairs(ctx: Any, *, everyone: bool = False) -> pd.DataFrame:
     if key not in ctx._cache:
         source = ctx
         if everyone and (ctx.run_ids or ctx.models):
-            from probekit.analysis.loader import AnalysisContext
-
             source = AnalysisContext(store=ctx.store, info=ctx.info, seed=ctx.seed, n_boot=ctx.n_boot)
         forms = source.forms()
         ctx._cache[key] = pair_table(judgments_from(forms, source.items())) if not forms.empty else pair_table(
@@ -375,7 +374,7 @@ def gold_source(ctx: Any) -> tuple[str, dict[str, Any], Callable[[str], Mapping[
 
 
 @register("judge_position", is_judge_survey, description="Judges' position consistency, primacy/recency, preference fairness")
-def judge_position_table(ctx: Any) -> pd.DataFrame | None:
+def judge_position_table(ctx: AnalysisContext) -> pd.DataFrame | None:
     """Per judge, over every pair it judged in both orders: PC, primacy / recency counts, PF (with CIs
     clustered by question), the share of tie verdicts and pairs missing an order."""
     pairs = _pairs(ctx)
@@ -387,7 +386,7 @@ def judge_position_table(ctx: Any) -> pd.DataFrame | None:
 
 
 @register("judge_self_preference", is_judge_survey, description="Self win rate, gold win rate, DBG, equal-opportunity bias")
-def judge_self_preference_table(ctx: Any) -> pd.DataFrame | None:
+def judge_self_preference_table(ctx: AnalysisContext) -> pd.DataFrame | None:
     """Per judge, over its own answers against other models': naive WR_self, then WR_self, WR_gold and DBG on
     the pairs with gold, equal-opportunity bias; CIs clustered by question; the gold source."""
     pairs = _pairs(ctx)
@@ -405,7 +404,7 @@ def judge_self_preference_table(ctx: Any) -> pd.DataFrame | None:
 
 
 @register("judge_pairs", is_judge_survey, detail=True, description="One row per judge × pair: both verdicts, scores, gold")
-def judge_pairs_table(ctx: Any) -> pd.DataFrame | None:
+def judge_pairs_table(ctx: AnalysisContext) -> pd.DataFrame | None:
     """Per judge × pair: the verdict in each order (a / b / tie), s_a, s_b, w_a and the gold w_G of a."""
     pairs = _pairs(ctx)
     if pairs.empty:
@@ -420,7 +419,7 @@ def judge_pairs_table(ctx: Any) -> pd.DataFrame | None:
 
 
 @register("self_recognition", is_recognition_survey, description="Which answer did you write? Accuracy over both orders")
-def self_recognition_table(ctx: Any) -> pd.DataFrame | None:
+def self_recognition_table(ctx: AnalysisContext) -> pd.DataFrame | None:
     """Per judge, over the pairs holding its own answer: accuracy (100 · mean w of its own answer, both orders
     averaged; 50 = chance) with a CI clustered by question, and position consistency of its answers."""
     pairs = _pairs(ctx)
@@ -435,7 +434,7 @@ def self_recognition_table(ctx: Any) -> pd.DataFrame | None:
 
 
 @register("answers", "generate", description="Free answers per model: counts, empty answers, length")
-def answers_table(ctx: Any) -> pd.DataFrame | None:
+def answers_table(ctx: AnalysisContext) -> pd.DataFrame | None:
     """Per model of a generate survey: questions answered, answers stored, ok / empty (invalid) / error
     rows, mean length in characters and completion tokens."""
     frame = ctx.sql(

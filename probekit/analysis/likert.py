@@ -20,6 +20,7 @@ import pandas as pd
 
 
 from probekit.analysis.bootstrap import mean_ci, statistic_ci
+from probekit.analysis.loader import AnalysisContext
 from probekit.analysis.registry import is_personality, register
 
 CELL = ("model", "reasoning", "style", "anchors")
@@ -278,21 +279,21 @@ def _scores(ctx) -> pd.DataFrame:  # type: ignore[no-untyped-def]
 
 
 @register("likert_traits", is_personality)
-def _likert_traits(ctx):  # type: ignore[no-untyped-def]
+def _likert_traits(ctx: AnalysisContext) -> pd.DataFrame | None:
     """Keyed trait (domain) scores per model × style × anchors, with CIs over items."""
     scores = _scores(ctx)
     return None if scores.empty else trait_scores(scores, "domain", n_boot=ctx.n_boot, seed=ctx.seed)
 
 
 @register("likert_items", is_personality, detail=True)
-def _likert_items(ctx):  # type: ignore[no-untyped-def]
+def _likert_items(ctx: AnalysisContext) -> pd.DataFrame | None:
     """Expected and keyed score per item × model × style × anchors."""
     scores = _scores(ctx)
     return None if scores.empty else item_scores(scores)
 
 
 @register("likert_facets", is_personality, detail=True)
-def _likert_facets(ctx):  # type: ignore[no-untyped-def]
+def _likert_facets(ctx: AnalysisContext) -> pd.DataFrame | None:
     """Keyed facet scores per model × style × anchors, with CIs over items."""
     scores = _scores(ctx)
     if scores.empty or scores["facet"].isna().all():
@@ -301,14 +302,14 @@ def _likert_facets(ctx):  # type: ignore[no-untyped-def]
 
 
 @register("likert_alpha", is_personality)
-def _likert_alpha(ctx):  # type: ignore[no-untyped-def]
+def _likert_alpha(ctx: AnalysisContext) -> pd.DataFrame | None:
     """Cronbach's α per model × trait over administrations."""
     scores = _scores(ctx)
     return None if scores.empty else alpha_table(scores, "domain", n_boot=ctx.n_boot, seed=ctx.seed)
 
 
 @register("likert_respondents", is_personality, detail=True)
-def _likert_respondents(ctx):  # type: ignore[no-untyped-def]
+def _likert_respondents(ctx: AnalysisContext) -> pd.DataFrame | None:
     """Keyed trait (domain) score per model × respondent (people, personas or sessions given as respondents)."""
     scores = _scores(ctx)
     if scores.empty or (scores["respondent"] == "").all():
@@ -317,7 +318,7 @@ def _likert_respondents(ctx):  # type: ignore[no-untyped-def]
 
 
 @register("likert_sensitivity", is_personality)
-def _likert_sensitivity(ctx):  # type: ignore[no-untyped-def]
+def _likert_sensitivity(ctx: AnalysisContext) -> pd.DataFrame | None:
     """Prompt sensitivity across administration styles: paired tests, d_z, Holm across traits."""
     scores = _scores(ctx)
     if scores.empty:
@@ -327,7 +328,7 @@ def _likert_sensitivity(ctx):  # type: ignore[no-untyped-def]
 
 
 @register("likert_symmetry", is_personality)
-def _likert_symmetry(ctx):  # type: ignore[no-untyped-def]
+def _likert_symmetry(ctx: AnalysisContext) -> pd.DataFrame | None:
     """Option-order (anchor) symmetry: original − mirrored trait scores with CIs."""
     scores = _scores(ctx)
     if scores.empty:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from probekit.analysis.bootstrap import mean_ci, mean_cis
+from probekit.analysis.loader import AnalysisContext
 from probekit.analysis.registry import is_moralchoice, register
 from probekit.analysis.uncertainty import context_item_uncertainty
 
@@ -74,7 +75,7 @@ def _ambiguity(ctx) -> dict[str, str]:  # type: ignore[no-untyped-def]
 
 
 @register("moralchoice", is_moralchoice)
-def _moralchoice(ctx):  # type: ignore[no-untyped-def]
+def _moralchoice(ctx: AnalysisContext) -> pd.DataFrame | None:
     """Per model × ambiguity: share preferring action1, uncertainty and consistency, with CIs."""
     items = context_item_uncertainty(ctx)
     if items is None or items.empty:
@@ -83,7 +84,7 @@ def _moralchoice(ctx):  # type: ignore[no-untyped-def]
 
 
 @register("moralchoice_agreement", is_moralchoice)
-def _moralchoice_agreement(ctx):  # type: ignore[no-untyped-def]
+def _moralchoice_agreement(ctx: AnalysisContext) -> pd.DataFrame | None:
     """Agreement between models per ambiguity level (needs two or more models)."""
     items = context_item_uncertainty(ctx)
     if items is None or items.empty or items["model"].nunique() < 2:

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from probekit.analysis.bootstrap import percentile_interval, resample_counts
+from probekit.analysis.loader import AnalysisContext
 from probekit.analysis.registry import is_pct, register
 
 _WEIGHTS_CSV = Path(__file__).with_name("data") / "pct_scoring_weights.csv"
@@ -195,7 +196,7 @@ def _meta(ctx) -> dict[str, dict[str, object]]:  # type: ignore[no-untyped-def]
 
 
 @register("pct", is_pct)
-def _pct(ctx):  # type: ignore[no-untyped-def]
+def _pct(ctx: AnalysisContext) -> pd.DataFrame | None:
     """Economic/social coordinates per model × template × forcing, argmax and expected, with n_unanswered."""
     answers = _answers(ctx)
     if answers.empty:
@@ -206,7 +207,7 @@ def _pct(ctx):  # type: ignore[no-untyped-def]
 
 
 @register("pct_spread", is_pct)
-def _pct_spread(ctx):  # type: ignore[no-untyped-def]
+def _pct_spread(ctx: AnalysisContext) -> pd.DataFrame | None:
     """Spread of coordinates across paraphrased templates and the number of contradicted propositions."""
     coords = _pct(ctx)
     if coords is None:

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from probekit.analysis.bootstrap import percentile_interval, ratio_ci, resample_counts, statistic_ci
+from probekit.analysis.loader import AnalysisContext
 from probekit.analysis.registry import is_pobs, register
 
 REFUSED = 0.5j
@@ -296,7 +297,7 @@ def _mode(ctx) -> str:  # type: ignore[no-untyped-def]
 
 
 @register("pobs", is_pobs)
-def _pobs(ctx):  # type: ignore[no-untyped-def]
+def _pobs(ctx: AnalysisContext) -> pd.DataFrame | None:
     """NNI, TCI and reliability per model × setup, with CIs and n."""
     answers = _answers(ctx)
     if answers.empty or not answers["valid"].any():
@@ -306,7 +307,7 @@ def _pobs(ctx):  # type: ignore[no-untyped-def]
 
 
 @register("pobs_topics", is_pobs)
-def _pobs_topics(ctx):  # type: ignore[no-untyped-def]
+def _pobs_topics(ctx: AnalysisContext) -> pd.DataFrame | None:
     """NNI, TCI and reliability per model × setup × topic."""
     answers = _answers(ctx)
     if answers.empty or not answers["valid"].any():
@@ -315,7 +316,7 @@ def _pobs_topics(ctx):  # type: ignore[no-untyped-def]
 
 
 @register("pobs_opinion_change", is_pobs)
-def _pobs_opinion_change(ctx):  # type: ignore[no-untyped-def]
+def _pobs_opinion_change(ctx: AnalysisContext) -> pd.DataFrame | None:
     """Share of answers that move by ≥ 1 between setups (direct → reasoning → reflection), over the polar
     topics as the paper reports it (all topics beside it)."""
     answers = _answers(ctx)
@@ -326,7 +327,7 @@ def _pobs_opinion_change(ctx):  # type: ignore[no-untyped-def]
 
 
 @register("pobs_declarative", is_pobs)
-def _pobs_declarative(ctx):  # type: ignore[no-untyped-def]
+def _pobs_declarative(ctx: AnalysisContext) -> pd.DataFrame | None:
     """Declared stance per topic versus the stance inferred from its questions."""
     answers = _answers(ctx)
     if answers.empty:

@@ -34,6 +34,7 @@ from probekit.analysis.pride import (
     stored_prior,
     to_shown,
 )
+from probekit.analysis.loader import AnalysisContext
 from probekit.analysis.registry import register
 
 GROUP = ["model", "template_id", "reasoning", "n_options"]
@@ -205,7 +206,7 @@ def _groups(ctx: Any) -> list[tuple[dict[str, Any], pd.DataFrame]]:
 
 
 @register("position_bias", "*", description="Pick rate per displayed position, averaged over cyclic rotations")
-def position_pick_rates_table(ctx: Any) -> pd.DataFrame | None:
+def position_pick_rates_table(ctx: AnalysisContext) -> pd.DataFrame | None:
     """Probability and argmax share per displayed position, averaged over each item's complete cyclic
     rotations (content cancels); any survey whose items were shown in several orders."""
     rows = []
@@ -222,7 +223,7 @@ def position_pick_rates_table(ctx: Any) -> pd.DataFrame | None:
 
 
 @register("position_prior", "*", description="PriDe position prior and its KL divergence from uniform")
-def position_prior_table(ctx: Any) -> pd.DataFrame | None:
+def position_prior_table(ctx: AnalysisContext) -> pd.DataFrame | None:
     """The PriDe prior estimated from every item with complete cyclic rotations, its KL divergence from
     uniform (bits), and the KL of the cyclic pick rates."""
     rows = []
@@ -246,7 +247,7 @@ def _prior_for(ctx: Any, key: dict[str, Any], group: pd.DataFrame) -> tuple[Any,
 
 
 @register("selection_bias", "mcq", description="Recall per position, RStd, accuracy identity / cyclic / PriDe")
-def selection_bias_table(ctx: Any) -> pd.DataFrame | None:
+def selection_bias_table(ctx: AnalysisContext) -> pd.DataFrame | None:
     """Per model × template × reasoning mode: recall per gold position, RStd (all trials, identity trials,
     after PriDe), accuracy under identity order, full cyclic averaging and PriDe, and prompts each needs."""
     gold = _gold(ctx)
@@ -258,7 +259,7 @@ def selection_bias_table(ctx: Any) -> pd.DataFrame | None:
 
 
 @register("mcq_calibration", "mcq", description="ECE (10 bins) and Brier per prediction scheme")
-def calibration_table(ctx: Any) -> pd.DataFrame | None:
+def calibration_table(ctx: AnalysisContext) -> pd.DataFrame | None:
     """ECE (10 equal-width bins) and multi-class Brier for identity, every order, cyclic average and PriDe,
     per model × template × reasoning mode (direct and reasoning reported separately)."""
     gold = _gold(ctx)
@@ -270,7 +271,7 @@ def calibration_table(ctx: Any) -> pd.DataFrame | None:
 
 
 @register("confidence_by_correctness", "mcq", description="Confidence of the chosen option, direct vs reasoning, by correctness")
-def confidence_table(ctx: Any) -> pd.DataFrame | None:
+def confidence_table(ctx: AnalysisContext) -> pd.DataFrame | None:
     """Mean confidence of the chosen option per reasoning mode, split by correct / incorrect answers."""
     gold = _gold(ctx)
     rows = []

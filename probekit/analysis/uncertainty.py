@@ -14,6 +14,7 @@ import pandas as pd
 
 from probekit.analysis.bootstrap import mean_cis
 from probekit.analysis.distributions import entropy, form_uncertainty
+from probekit.analysis.loader import AnalysisContext
 from probekit.analysis.registry import register
 
 DEFAULT_GROUP = ("model", "reasoning")
@@ -150,14 +151,14 @@ _DISTRIBUTION_KINDS = ("choice", "likert", "mcq", "pairwise")
 
 
 @register("response_rates", _DISTRIBUTION_KINDS)
-def _response_rates(ctx):  # type: ignore[no-untyped-def]
+def _response_rates(ctx: AnalysisContext) -> pd.DataFrame | None:
     """Valid / refusal / invalid / error rates, valid mass and entropy per model × template × reasoning."""
     forms = ctx.forms()
     return None if forms.empty else response_rates(forms)
 
 
 @register("trials", _DISTRIBUTION_KINDS, detail=True)
-def _trials(ctx):  # type: ignore[no-untyped-def]
+def _trials(ctx: AnalysisContext) -> pd.DataFrame | None:
     """One row per trial: normalised distribution, entropy, valid mass, refusal/invalid rates."""
     forms = ctx.forms()
     return None if forms.empty else trial_table(forms)
@@ -172,13 +173,13 @@ def context_item_uncertainty(ctx) -> pd.DataFrame | None:  # type: ignore[no-unt
 
 
 @register("uncertainty", _DISTRIBUTION_KINDS)
-def _uncertainty(ctx):  # type: ignore[no-untyped-def]
+def _uncertainty(ctx: AnalysisContext) -> pd.DataFrame | None:
     """Per item × model: marginal action likelihood, marginal entropy, QF-E, GJSD, QF-C."""
     return context_item_uncertainty(ctx)
 
 
 @register("uncertainty_summary", _DISTRIBUTION_KINDS)
-def _uncertainty_summary(ctx):  # type: ignore[no-untyped-def]
+def _uncertainty_summary(ctx: AnalysisContext) -> pd.DataFrame | None:
     """Per model: mean marginal entropy, QF-E, GJSD, QF-C over items with bootstrap CIs."""
     items = context_item_uncertainty(ctx)
     return None if items is None or items.empty else uncertainty_summary(items, n_boot=ctx.n_boot, seed=ctx.seed)
