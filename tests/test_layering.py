@@ -114,3 +114,32 @@ def test_an_upward_import_fails(tmp_path: Path, source: str, expected: str) -> N
     (fake_repo / "probekit" / "runtime.py").write_text(source, encoding="utf-8")
     unplaced, upward = violations(layers, fake_repo)
     assert unplaced == [] and len(upward) == 1 and expected in upward[0], upward
+
+
+ENGINE_WORDS = ("fake", "hf", "vllm", "transformers", "litellm")
+
+
+def engine_name_tests(path: Path) -> list[str]:
+    """Places in `path` that decide something from an engine's name: `key.startswith("fake")`-like calls and
+    comparisons (`==`, `in`) with an engine name or key prefix."""
+    def names_engine(node: ast.AST) -> bool:
+        values = [node] if isinstance(node, ast.Constant) else list(getattr(node, "elts", []))
+        return any(isinstance(v, ast.Constant) and isinstance(v.value, str)
+                   and v.value.rstrip(":").split(":")[0] in ENGINE_WORDS for v in values)
+
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in (
+                "startswith", "removeprefix", "partition") and any(names_engine(a) for a in node.args):
+            found.append(f"{path.relative_to(REPO)}:{node.lineno}")
+        elif isinstance(node, ast.Compare) and any(names_engine(c) for c in [node.left, *node.comparators]):
+            found.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    return found
+
+
+def test_engines_are_known_only_through_the_registry() -> None:
+    """No module outside probekit.backends tells engines apart by name (the fake test engine included): it asks
+    the registry (`engine_for(key).local_weights`, `.accepts(option)`, `stored_model_name(key)`)."""
+    found = [hit for path in sorted(PACKAGE.rglob("*.py")) if "backends" not in path.relative_to(PACKAGE).parts[:1]
+             for hit in engine_name_tests(path)]
+    assert not found, "engine names tested outside probekit.backends:\n" + "\n".join(found)
