@@ -19,6 +19,7 @@ from yaml.nodes import MappingNode, SequenceNode
 from probekit.jsonl import TextProblem, iter_jsonl
 from probekit.survey.errors import SpecError, SpecProblem
 from probekit.survey.labels import label_problem
+from probekit.survey.personas import resolve_personas
 from probekit.survey.schema import (
     Item,
     Survey,
@@ -231,6 +232,10 @@ def survey_from_yaml(doc: YamlDocument) -> Survey:
         problems.extend(file_problems)
         item_lines.extend(file_lines)
         survey = survey.model_copy(update={"items": [*survey.items, *file_items]})
+    if survey.personas is not None:  # the persona file read, ids checked (probekit.survey.personas)
+        personas, persona_problems = resolve_personas(survey.personas, shown, locate)
+        problems.extend(persona_problems)
+        survey = survey.model_copy(update={"personas": personas})
     problems.extend(check_survey(survey, shown, item_lines, locate))
     if problems:
         raise SpecError(problems)

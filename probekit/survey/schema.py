@@ -14,6 +14,8 @@ from pydantic import (
     BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, field_validator, model_serializer, model_validator,
 )
 
+from probekit.survey.personas import Personas
+
 SurveyKind = Literal["choice", "likert", "mcq", "pairwise", "generate"]
 ScoringMode = Literal["logprob", "sample", "sequence", "generate"]
 ReasoningMode = Literal["direct", "reasoning"]
@@ -241,6 +243,10 @@ class Survey(Strict):
     pairwise: Pairwise | None = None
     """Judging settings of a `pairwise` survey (ignored by the other kinds; None: the defaults). Left out
     of the stored spec when None, so adding this field changed no other survey's content hash."""
+    personas: Personas | None = None
+    """The persona axis (docs/personas.md): personas (attributes and/or bios, inline or from a file) asked in the
+    qa, bio and portray styles, crossed with every other axis. Left out of the stored spec when None, so adding
+    this field changed no other survey's content hash."""
     analyses: list[str] = Field(default_factory=list)
     """Tables `probekit analyze` shows by default (names from the analysis registry, checked at load
     time; docs/analysis.md lists them). Empty: every table that applies to the survey."""
@@ -268,6 +274,8 @@ class Survey(Strict):
         data: dict[str, Any] = handler(self)
         if self.pairwise is None:
             data.pop("pairwise", None)
+        if self.personas is None:
+            data.pop("personas", None)
         return data
 
     @property
