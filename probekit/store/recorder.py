@@ -118,8 +118,9 @@ class StoreRecorder:
         self.store.heartbeat(run_id)
 
     def record_survey(self, survey: Survey, survey_hash: str, path: str | None) -> None:
-        self.store.register_survey(survey_hash, survey, path, item_rows(survey, survey_hash),
-                                   persona_rows(survey.id, survey_hash, survey.personas))
+        if survey.personas is not None:  # its personas (docs/personas.md), once per content hash
+            self.store.register_personas(persona_rows(survey.id, survey_hash, survey.personas))
+        self.store.register_survey(survey_hash, survey, path, item_rows(survey, survey_hash))
 
     def record_trials(self, run_id: str, survey_hash: str, trials: Sequence[Trial]) -> None:
         self.store.add_trials(run_id, survey_hash, trial_rows(trials))

@@ -456,9 +456,8 @@ class Store:
             )
 
     # -- surveys and trials ------------------------------------------------------------------------
-    def register_survey(self, survey_hash: str, survey: Any, path: str | None, item_rows: list[dict[str, Any]],
-                        persona_rows: Sequence[Mapping[str, Any]] = ()) -> None:
-        """Store the spec, its items and its personas once per content hash (a stored hash is left as it is)."""
+    def register_survey(self, survey_hash: str, survey: Any, path: str | None, item_rows: list[dict[str, Any]]) -> None:
+        """Store the spec and its items once per content hash (a stored hash is left as it is)."""
         with self.transaction() as con:
             con.execute(
                 "INSERT OR IGNORE INTO surveys VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -472,11 +471,15 @@ class Store:
                     "option_polarities, option_refusal, gold, keyed, position_dependent, fields, meta FROM item_frame"
                 )
                 con.unregister("item_frame")
-            if persona_rows:
-                con.executemany("INSERT OR IGNORE INTO personas (survey_hash, survey_id, persona_id, attributes, bio) "
-                                "VALUES (?, ?, ?, ?, ?)",
-                                [[r["survey_hash"], r["survey_id"], r["persona_id"], r["attributes"], r["bio"]]
-                                 for r in persona_rows])
+
+    def register_personas(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Store a survey version's personas (probekit.survey.personas.persona_rows) once per survey hash × id."""
+        if not rows:
+            return
+        with self.transaction() as con:
+            con.executemany("INSERT OR IGNORE INTO personas (survey_hash, survey_id, persona_id, attributes, bio) "
+                            "VALUES (?, ?, ?, ?, ?)",
+                            [[r["survey_hash"], r["survey_id"], r["persona_id"], r["attributes"], r["bio"]] for r in rows])
 
     def add_trials(self, run_id: str, survey_hash: str, trial_rows: list[dict[str, Any]]) -> None:
         """Insert trials not yet stored (trial ids are content hashes) and link them to the run."""

@@ -225,6 +225,10 @@ def survey_from_yaml(doc: YamlDocument) -> Survey:
         raise SpecError(problems + _pydantic_problems(exc, Survey, shown, locate)
                         + analysis_problems(names, shown, locate)) from None
 
+    if survey.personas is not None:  # the persona file read, ids checked (probekit.survey.personas)
+        personas, persona_problems = resolve_personas(survey.personas, shown, locate)
+        problems.extend(persona_problems)
+        survey = survey.model_copy(update={"personas": personas})
     problems.extend(analysis_problems(survey.analyses, shown, locate))
     item_lines = _item_lines(doc, len(survey.items))
     if survey.items_file:
@@ -232,10 +236,6 @@ def survey_from_yaml(doc: YamlDocument) -> Survey:
         problems.extend(file_problems)
         item_lines.extend(file_lines)
         survey = survey.model_copy(update={"items": [*survey.items, *file_items]})
-    if survey.personas is not None:  # the persona file read, ids checked (probekit.survey.personas)
-        personas, persona_problems = resolve_personas(survey.personas, shown, locate)
-        problems.extend(persona_problems)
-        survey = survey.model_copy(update={"personas": personas})
     problems.extend(check_survey(survey, shown, item_lines, locate))
     if problems:
         raise SpecError(problems)

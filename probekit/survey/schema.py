@@ -230,6 +230,10 @@ class Survey(Strict):
     """JSONL file of items (same fields as inline items), relative to the survey file."""
     factors: dict[str, dict[str, str]] = Field(default_factory=dict)
     """Extra experiment axes: name -> {level id: text}; each template may use {name}."""
+    personas: Personas | None = Field(default=None, exclude_if=lambda value: value is None)
+    """The persona axis (docs/personas.md): personas (attributes and/or bios, inline or from a file) asked in the
+    qa, bio and portray styles, crossed with every other axis. Left out of the stored spec when None, so adding
+    this field changed no other survey's content hash."""
     permutations: Permutations = Field(default_factory=Permutations)
     """Option-order policy."""
     reasoning_modes: list[ReasoningMode] = Field(default_factory=lambda: list[ReasoningMode](["direct"]))
@@ -243,10 +247,6 @@ class Survey(Strict):
     pairwise: Pairwise | None = None
     """Judging settings of a `pairwise` survey (ignored by the other kinds; None: the defaults). Left out
     of the stored spec when None, so adding this field changed no other survey's content hash."""
-    personas: Personas | None = None
-    """The persona axis (docs/personas.md): personas (attributes and/or bios, inline or from a file) asked in the
-    qa, bio and portray styles, crossed with every other axis. Left out of the stored spec when None, so adding
-    this field changed no other survey's content hash."""
     analyses: list[str] = Field(default_factory=list)
     """Tables `probekit analyze` shows by default (names from the analysis registry, checked at load
     time; docs/analysis.md lists them). Empty: every table that applies to the survey."""
@@ -274,8 +274,6 @@ class Survey(Strict):
         data: dict[str, Any] = handler(self)
         if self.pairwise is None:
             data.pop("pairwise", None)
-        if self.personas is None:
-            data.pop("personas", None)
         return data
 
     @property
