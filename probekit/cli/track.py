@@ -103,7 +103,7 @@ def track_add(
     from probekit.store.store import Store
     from probekit.survey.errors import SpecError
     from probekit.tracking.jobs import JobExistsError, JobNotFoundError, JobOptions, add_job, get_job, new_job
-    from probekit.tracking.schedule import ScheduleError
+    from probekit.tracking.schedule import ScheduleError, parse_schedule
 
     def given(parameter: str) -> bool:
         source = ctx.get_parameter_source(parameter)
@@ -142,6 +142,14 @@ def track_add(
         # scheduler's environment is not this shell's).
         plan_run(survey_paths, options.request(model_keys), store=store, check_keys=False)
         schedule_text = every if every is not None else stored.schedule if stored is not None else ""
+        # A time zone only means something to a cron schedule, a start only to an interval: never dropped unseen.
+        is_cron = parse_schedule(schedule_text).is_cron
+        if given("tz") and not is_cron:
+            raise SettingsError(f"--tz applies to cron schedules; {schedule_text!r} is an interval, counted from --start "
+                                "(an ISO time with its offset): drop --tz")
+        if given("start") and is_cron:
+            raise SettingsError(f"--start applies to interval schedules; the cron schedule {schedule_text!r} has fixed "
+                                "times (use --tz for its time zone): drop --start")
         job = new_job(name, survey_paths, model_keys, schedule_text,
                       tz=tz if stored is None or given("tz") else stored.tz,
                       start=_when(start, "--start") if stored is None or given("start") else stored.anchor,
