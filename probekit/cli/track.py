@@ -103,7 +103,7 @@ def track_add(
     from probekit.store.store import Store
     from probekit.survey.errors import SpecError
     from probekit.tracking.jobs import JobExistsError, JobNotFoundError, JobOptions, add_job, get_job, new_job
-    from probekit.tracking.schedule import ScheduleError, parse_schedule
+    from probekit.tracking.schedule import ScheduleError
 
     def given(parameter: str) -> bool:
         source = ctx.get_parameter_source(parameter)
@@ -142,14 +142,6 @@ def track_add(
         # scheduler's environment is not this shell's).
         plan_run(survey_paths, options.request(model_keys), store=store, check_keys=False)
         schedule_text = every if every is not None else stored.schedule if stored is not None else ""
-        # A time zone only means something to a cron schedule, a start only to an interval: never dropped unseen.
-        is_cron = parse_schedule(schedule_text).is_cron
-        if given("tz") and not is_cron:
-            raise SettingsError(f"--tz applies to cron schedules; {schedule_text!r} is an interval, counted from --start "
-                                "(an ISO time with its offset): drop --tz")
-        if given("start") and is_cron:
-            raise SettingsError(f"--start applies to interval schedules; the cron schedule {schedule_text!r} has fixed "
-                                "times (use --tz for its time zone): drop --start")
         job = new_job(name, survey_paths, model_keys, schedule_text,
                       tz=tz if stored is None or given("tz") else stored.tz,
                       start=_when(start, "--start") if stored is None or given("start") else stored.anchor,
@@ -157,6 +149,14 @@ def track_add(
                       model_label=model_label if stored is None or given("model_label") else stored.model_label,
                       noise_repeat=not no_repeat if stored is None or given("no_repeat") else stored.noise_repeat,
                       max_attempts=max_attempts if stored is None or given("max_attempts") else stored.max_attempts)
+        # A time zone only means something to a cron schedule, a start only to an interval: never dropped unseen.
+        is_cron = job.parsed_schedule().is_cron
+        if given("tz") and not is_cron:
+            raise SettingsError(f"--tz applies to cron schedules; {schedule_text!r} is an interval, counted from --start "
+                                "(an ISO time with its offset): drop --tz")
+        if given("start") and is_cron:
+            raise SettingsError(f"--start applies to interval schedules; the cron schedule {schedule_text!r} has fixed "
+                                "times (use --tz for its time zone): drop --start")
         job = add_job(Store(store), job, replace=replace)
     except SpecError as error:
         _fail(str(error), EXIT_SPEC_ERROR)
