@@ -297,15 +297,16 @@ def check_ray_installed() -> None:
 
 
 def check_api_key(model: str, config: ModelConfig) -> None:
-    """The key variable an API model will read is set, before a run exists (its value is never read here
-    beyond being non-empty, and never shown)."""
+    """The key variable a hosted API model will read is set, before a run exists (its value is never read
+    here beyond being non-empty, and never shown). A server named by api_base (often one's own, needing no
+    key) and custom headers (which may carry the credentials) are not checked."""
+    if config.api_base is not None or "extra_headers" in config.params:
+        return
     if config.api_key_env:
         if not os.environ.get(config.api_key_env):
             raise SettingsError(f"{model}: the API key variable {config.api_key_env} (api_key_env) is not set in this "
                                 "environment: export it (keys are read from the environment, never from files)")
         return
-    if config.api_base is not None or "extra_headers" in config.params:
-        return  # a local server or custom headers: it may need no key
     provider = model.partition("/")[0] if "/" in model else ""
     names = PROVIDER_KEYS.get(provider)
     if names and not any(os.environ.get(name) for name in names):

@@ -3,8 +3,9 @@ experiment, judging experiment): honoured (seen in the stored configuration, in 
 runner was given, in the stored job, or in the expansion) or refused with a message — none dropped silently.
 
 The options are read from the CLI itself, so a new option without a row here fails
-`test_the_tables_cover_every_option`. In process (typer's runner) on the fake engine; API options against
-the fixed-latency OpenAI-compatible server (tests/backends/latency_server.py) in a subprocess."""
+`test_the_tables_cover_every_option`. In process (typer's runner) on the fake engine; `run`'s API options
+against the fixed-latency OpenAI-compatible server (tests/backends/latency_server.py) in a subprocess: those
+cases are marked slow."""
 
 from __future__ import annotations
 
@@ -375,13 +376,21 @@ def _arguments(command: str, kind: str, probe: Probe, env: dict[str, Any]) -> li
             *probe.args(env)]
 
 
-CASES = [(command, option, kind) for command, table in COMMANDS.items() for option in table for kind in KINDS]
+def _needs_server(command: str, option: str) -> bool:
+    """A run with an API model calls it: those cases start the latency server (slow); `track add` calls none."""
+    return command == "run" and option in API_PROBES
 
 
-@pytest.mark.parametrize(("command", "option", "kind"), CASES, ids=[f"{c}-{o}-{k}".replace(" ", "_") for c, o, k in CASES])
-def test_each_option_is_honoured_or_refused(command: str, option: str, kind: str, tmp_path: Path, api_base: str,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+CASES = [pytest.param(command, option, kind, id=f"{command}-{option}-{kind}".replace(" ", "_"),
+                      marks=[pytest.mark.slow] if _needs_server(command, option) else [])
+         for command, table in COMMANDS.items() for option in table for kind in KINDS]
+
+
+@pytest.mark.parametrize(("command", "option", "kind"), CASES)
+def test_each_option_is_honoured_or_refused(command: str, option: str, kind: str, tmp_path: Path,
+                                            request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     probe = COMMANDS[command][option][kind]
+    api_base = request.getfixturevalue("api_base") if _needs_server(command, option) else "http://127.0.0.1:9/v1"
     models_yaml = tmp_path / "models.yaml"
     models_yaml.write_text(yaml.safe_dump({"models": {API: {"api_base": api_base, "api_key_env": KEY}}}))
     env: dict[str, Any] = {"spec": spec_file(kind, tmp_path), "store": tmp_path / "store.duckdb", "api_base": api_base,

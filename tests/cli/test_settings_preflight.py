@@ -44,17 +44,19 @@ def test_a_missing_api_key_is_found_before_a_run_exists(tmp_path: Path, monkeypa
     code, output = cli("run", str(STARTER), "--models", "openai/gpt-4o-mini", "--limit", "1", "--store", str(store))
     assert code == 1 and "openai/gpt-4o-mini: no API key: set OPENAI_API_KEY" in output and no_run(store)
     monkeypatch.delenv("MY_PROXY_KEY", raising=False)
-    code, output = cli("run", str(STARTER), "--models", "openai/x", "--api-base", "http://127.0.0.1:9/v1", "--api-key-env",
-                       "MY_PROXY_KEY", "--limit", "1", "--store", str(store))
+    code, output = cli("run", str(STARTER), "--models", "openai/gpt-4o-mini", "--api-key-env", "MY_PROXY_KEY", "--limit", "1",
+                       "--store", str(store))
     assert code == 1 and "the API key variable MY_PROXY_KEY (api_key_env) is not set" in output and no_run(store)
-    # A local server named by --api-base without a key variable may need no key: not refused for that.
-    config = run_settings(RunRequest(models=("openai/x",), api_base="http://127.0.0.1:9/v1")).engines["openai/x"].api
+    monkeypatch.setenv("MY_PROXY_KEY", "")  # empty is unset
+    code, output = cli("run", str(STARTER), "--models", "openai/gpt-4o-mini", "--api-key-env", "MY_PROXY_KEY", "--limit", "1",
+                       "--store", str(store))
+    assert code == 1 and "is not set" in output and no_run(store)
+    # A server named by --api-base (often one's own) may need no key: not refused for that.
+    config = run_settings(RunRequest(models=("openai/x",), api_base="http://127.0.0.1:9/v1", api_key_env="MY_PROXY_KEY")
+                          ).engines["openai/x"].api
     assert config is not None and config.api_base == "http://127.0.0.1:9/v1"
-    # A key given is never shown in the message.
-    monkeypatch.setenv("MY_PROXY_KEY", "")
-    code, output = cli("run", str(STARTER), "--models", "openai/x", "--api-base", "http://127.0.0.1:9/v1", "--api-key-env",
-                       "MY_PROXY_KEY", "--limit", "1", "--store", str(store))
-    assert code == 1 and "is not set" in output
+    monkeypatch.setenv("MY_PROXY_KEY", "sk-set")
+    assert run_settings(RunRequest(models=("openai/gpt-4o-mini",), api_key_env="MY_PROXY_KEY")).models == ("openai/gpt-4o-mini",)
 
 
 def test_the_local_engine_without_torch_names_the_setup_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
