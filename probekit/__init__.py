@@ -3,7 +3,8 @@
 Python API (mirrors the CLI):
     probekit.load_survey(path)           -> Survey (validated; raises SpecError with file:line — fix)
     probekit.expand(survey, ...)         -> list[Trial]
-    probekit.run(paths, models=[...])    -> RunSummary (results in the DuckDB store)
+    probekit.run(paths, models=[...])    -> RunSummary (results in the DuckDB store); a judging experiment
+                                            file -> JudgingSummary
     probekit.open_store(path)            -> Store with DataFrame readers (runs(), results(), query(sql))
     probekit.export(out_dir, store=...)  -> ExportSummary (Parquet/CSV/JSONL + manifest.json; docs/export.md)
 """
@@ -12,10 +13,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from probekit.defaults import DEFAULT_STORE
+
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from probekit.exporting import ExportSummary
+    from probekit.judging.flow import JudgingSummary
     from probekit.runner import RunOptions, RunSummary
     from probekit.store.store import Store
     from probekit.survey.expand import Trial
@@ -34,13 +38,26 @@ def expand(survey: Survey, **overrides: Any) -> list[Trial]:
     return _expand(survey, **overrides)
 
 
-def run(survey_paths: Any, options: RunOptions | None = None, **kwargs: Any) -> RunSummary:
-    from probekit.pipeline import run as _run
+def run(survey_paths: Any, options: RunOptions | None = None, **kwargs: Any) -> RunSummary | JudgingSummary:
+    """Run survey files, Survey objects, an experiment file or a judging experiment file. Keywords are the
+    options of `probekit run` (probekit.settings.RunRequest: models, limit, orders, mode, reasoning, ...) and
+    `store`, checked before anything is stored; a judging experiment returns a JudgingSummary."""
+    import asyncio
 
-    return _run(survey_paths if isinstance(survey_paths, list | tuple) else [survey_paths], options, **kwargs)
+    from probekit.pipeline import prepare_run, run_async
+
+    paths = list(survey_paths) if isinstance(survey_paths, list | tuple) else [survey_paths]
+    plan, run_options = prepare_run(paths, options, **kwargs)
+    if plan is not None and plan.judging is not None:  # both stages (probekit.judging sits above the pipeline)
+        from probekit.judging.flow import run_judging_async
+
+        settings = plan.settings
+        return asyncio.run(run_judging_async(plan.judging, models=list(settings.models), store=settings.store,
+                                             limit=settings.limit, options=run_options))
+    return asyncio.run(run_async(plan.inputs if plan is not None and plan.inputs is not None else paths, run_options))
 
 
-def open_store(path: Any = "outputs/probekit.duckdb") -> Store:
+def open_store(path: Any = DEFAULT_STORE) -> Store:
     from probekit.store.store import open_store as _open
 
     return _open(path)

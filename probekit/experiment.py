@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from probekit.defaults import DEFAULT_MODEL
 from probekit.ray_options import RayOptions
 from probekit.survey.errors import SpecError, SpecProblem
 from probekit.survey.loader import analysis_problems, survey_from_yaml
@@ -91,7 +92,7 @@ class Experiment(_Strict):
     """What the experiment replicates and how."""
     replicates: str = ""
     """Citation of the design it replicates."""
-    models: list[str] = Field(default_factory=lambda: ["smollm2"])
+    models: list[str] = Field(default_factory=lambda: [DEFAULT_MODEL])
     """Models used when the command line names none."""
     surveys: list[SurveyRun]
     """The surveys and their settings."""

@@ -18,6 +18,7 @@ part of a configuration object that is stored, logged or hashed.
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 import os
 import re
@@ -115,7 +116,26 @@ def _safe_errors(error: ValidationError) -> str:
 
 def load_models_file(path: str | Path) -> dict[str, dict[str, Any]]:
     """Entries of a models.yaml file: model key or glob → raw settings. Errors never quote a value of the file
-    (it may hold a key)."""
+    (it may hold a key). Parsed once per file version: the run's settings, each API backend and each local
+    engine read the same entries without parsing the file again (a changed file is read again)."""
+    try:
+        stat = Path(path).stat()
+        version: tuple[Any, ...] | None = (str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        version = None  # read_text names the problem
+    if version is not None and version in _PARSED:
+        return copy.deepcopy(_PARSED[version])
+    entries = _parse_models_file(path)
+    if version is not None:
+        _PARSED.clear()  # one file version kept: the one this run reads
+        _PARSED[version] = copy.deepcopy(entries)
+    return entries
+
+
+_PARSED: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = {}
+
+
+def _parse_models_file(path: str | Path) -> dict[str, dict[str, Any]]:
     from probekit.survey.errors import SpecError
     from probekit.survey.yamlfile import read_text
 

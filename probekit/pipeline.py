@@ -10,25 +10,30 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
 from ulid import ULID
 
 from probekit.backends import Backend, check_model_key, engine_for, make_backend
+from probekit.defaults import DEFAULT_MODEL
 from probekit.experiment import RunInputs, resolve_inputs
 from probekit.hashing import config_hash
 from probekit.provenance import package_versions, survey_hash
 from probekit.runner import ModelSummary, RunOptions, RunSummary, execute
 from probekit.scoring import MODES, ScoringSettings
 from probekit.scoring.priors import run_priors, source_priors
+from probekit.settings import (REASONING_MODES, RunPlan, RunRequest, RunSettings, check_installed, check_ray_installed,
+                               plan_run)
 from probekit.store.recorder import Recorder, StoreRecorder
 from probekit.store.store import RunClaim, Store
 from probekit.store.writer import patiently
 from probekit.survey.expand import Trial, expand
-from probekit.survey.schema import Survey
+from probekit.survey.personas import check_persona_subset
+from probekit.survey.schema import ReasoningMode, Survey
 
-DEFAULT_MODELS = ["smollm2"]
+DEFAULT_MODELS = [DEFAULT_MODEL]
 RESULT_SHAPING_OPTIONS = ("api_base", "transport", "top_logprobs", "models_config", "api_key_env")
 
 
@@ -78,9 +83,12 @@ def _preflight(options: RunOptions, settings: dict[str, ScoringSettings]) -> dic
     for survey_id, survey_settings in settings.items():
         if survey_settings.mode not in MODES:
             raise ValueError(f"survey {survey_id}: unknown scoring mode {survey_settings.mode!r} (use one of {', '.join(MODES)})")
+    if options.uses_ray():
+        check_ray_installed()  # before the run exists: a missing Ray would leave an interrupted run behind
     for model in options.models:
         check_model_key(model)
         engine = engine_for(model)
+        check_installed(model, engine.name)
         for survey_id, survey_settings in settings.items():
             if survey_settings.mode not in engine.modes:
                 raise ValueError(f"{model} ({engine.name}) cannot run {survey_settings.mode} mode (survey {survey_id}): it "
@@ -105,19 +113,6 @@ def _distinct_surveys(surveys: list[tuple[Survey, str, str | None]]) -> list[tup
     return list(kept.values())
 
 
-def check_persona_subset(surveys: Sequence[Survey], subset: Sequence[str] | None) -> None:
-    """ValueError when `--personas` names an id no survey of the run has (or no survey has personas)."""
-    if subset is None:
-        return
-    known = {p.id for survey in surveys if survey.personas is not None for p in survey.personas.people}
-    if not known:
-        raise ValueError("--personas was given but no survey of the run has personas (add a personas: block; "
-                         "docs/personas.md)")
-    unknown = [i for i in subset if i not in known]
-    if unknown:
-        raise ValueError(f"no persona(s) {unknown} in the run's surveys: use some of {', '.join(sorted(known))}")
-
-
 WAIT_POLL_SECONDS = 1.0
 
 
@@ -137,11 +132,15 @@ async def _claim(recorder: Recorder, config: dict[str, Any], config_hash: str, o
         await asyncio.sleep(WAIT_POLL_SECONDS)
 
 
-async def run_async(inputs: Sequence[str | Path | Survey] | RunInputs, options: RunOptions,
+async def run_async(inputs: Sequence[str | Path | Survey] | RunInputs, options: RunOptions | RunSettings,
                     recorder: Recorder | None = None) -> RunSummary:
     """Run surveys (or one experiment file) on models into the store; resumes an unfinished run with the same
-    configuration. `inputs` may be already resolved (probekit.experiment.resolve_inputs)."""
+    configuration. `inputs` may be already resolved (probekit.experiment.resolve_inputs); `options` the checked
+    settings (probekit.settings.plan_run) or the runner's options."""
+    if isinstance(options, RunSettings):
+        options = options.run_options()
     resolved = inputs if isinstance(inputs, RunInputs) else resolve_inputs(list(inputs))
+    reasoning = _reasoning_modes(options.reasoning)
     if options.experiment is None and resolved.experiment is not None:
         options.experiment = resolved.experiment
     if not options.models:
@@ -162,7 +161,7 @@ async def run_async(inputs: Sequence[str | Path | Survey] | RunInputs, options: 
         subset = None
         if survey.personas is not None and options.personas is not None:
             subset = [i for i in options.personas if any(p.id == i for p in survey.personas.people)]
-        trials = expand(survey, policy=policy, reasoning_modes=options.reasoning, limit=options.limit, seed=options.seed,  # type: ignore[arg-type]
+        trials = expand(survey, policy=policy, reasoning_modes=reasoning, limit=options.limit, seed=options.seed,
                         personas=subset)
         per_survey_trials[survey.id] = trials
         all_trials.extend(trials)
@@ -214,14 +213,52 @@ async def run_async(inputs: Sequence[str | Path | Survey] | RunInputs, options: 
     return RunSummary(run_id=run_id, resumed=resumed, store=options.store, trials=len(all_trials), models=summaries)
 
 
-def run(inputs: Sequence[str | Path | Survey] | str | Path | Survey, options: RunOptions | None = None, **kwargs: Any) -> RunSummary:
-    """Synchronous entry point: `probekit.run(["surveys/x.yaml"], models=["smollm2"])`, or an experiment
-    file: `probekit.run("experiments/spinning_arrow.yaml")` (its default models unless `models=` is given)."""
-    if options is None:
-        if "store" in kwargs:
-            kwargs["store"] = Path(kwargs["store"])
-        kwargs.setdefault("models", [])
-        options = RunOptions(**kwargs)
-    if isinstance(inputs, (str, Path, Survey)):
-        inputs = [inputs]
-    return asyncio.run(run_async(list(inputs), options))
+def _reasoning_modes(modes: Sequence[str] | None) -> list[ReasoningMode] | None:
+    """RunOptions' reasoning modes, checked (a library caller's RunOptions is not parsed at the CLI's edge)."""
+    if modes is None:
+        return None
+    bad = [mode for mode in modes if mode not in REASONING_MODES]
+    if bad:
+        raise ValueError(f"unknown reasoning mode(s) {', '.join(map(repr, bad))}: use direct and/or reasoning")
+    return [known for mode in modes for known in REASONING_MODES if known == mode]
+
+
+def prepare_run(inputs: Sequence[str | Path | Survey] | str | Path | Survey, options: RunOptions | None = None,
+                **kwargs: Any) -> tuple[RunPlan | None, RunOptions]:
+    """The plan and runner options of a library call: keywords are `probekit run`'s options
+    (probekit.settings.RunRequest, plus `store` and the runner's own knobs), checked before anything is
+    stored; or the runner's `options` given directly (then no plan: the inputs are surveys or an experiment).
+    Raises SpecError / probekit.settings.SettingsError."""
+    if options is not None:
+        if kwargs:
+            raise TypeError(f"give either options or keywords, not both (got {', '.join(sorted(kwargs))})")
+        return None, options
+    paths = [inputs] if isinstance(inputs, (str, Path, Survey)) else list(inputs)
+    store = kwargs.pop("store", None)
+    # The runner's own knobs (retries, flushing, callbacks, extra engine options) pass through to RunOptions.
+    runner_only = {name: kwargs.pop(name) for name in list(kwargs)
+                   if name not in RunRequest.model_fields and name in {f.name for f in fields(RunOptions)}}
+    if isinstance(kwargs.get("models"), str):
+        kwargs["models"] = [kwargs["models"]]
+    if kwargs.get("models") is not None:
+        kwargs["models"] = tuple(kwargs["models"]) or None  # models=[]: the spec's default models
+    plan = plan_run(paths, RunRequest.checked(**kwargs), **({"store": store} if store is not None else {}))
+    options = plan.settings.run_options()
+    if runner_only:
+        engine_options = {**options.backend_options}
+        for model, extra in (runner_only.pop("backend_options", None) or {}).items():
+            engine_options[model] = {**engine_options.get(model, {}), **extra}
+        options = replace(options, backend_options=engine_options, **runner_only)
+    return plan, options
+
+
+def run(inputs: Sequence[str | Path | Survey] | str | Path | Survey, options: RunOptions | None = None,
+        **kwargs: Any) -> RunSummary:
+    """Synchronous entry point for surveys and experiment files: `run(["surveys/x.yaml"], models=["smollm2"])`,
+    `run("experiments/spinning_arrow.yaml")` (its default models unless `models=` is given). A judging
+    experiment runs through `probekit.run` (the judging workflow sits above the pipeline)."""
+    plan, options = prepare_run(inputs, options, **kwargs)
+    if plan is not None and plan.judging is not None:
+        raise ValueError("a judging experiment runs through probekit.run(...) or `probekit run`, not probekit.pipeline.run")
+    paths = [inputs] if isinstance(inputs, (str, Path, Survey)) else list(inputs)
+    return asyncio.run(run_async(plan.inputs if plan is not None and plan.inputs is not None else paths, options))

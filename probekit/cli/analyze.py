@@ -18,7 +18,7 @@ from probekit.analysis.export import tables_to_json, write_tables
 
 __all__ = ["analyze", "tables_to_json"]
 
-DEFAULT_STORE = Path("outputs/probekit.duckdb")
+from probekit.defaults import DEFAULT_STORE
 
 
 def analyze(

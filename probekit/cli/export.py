@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-DEFAULT_STORE = Path("outputs/probekit.duckdb")
+from probekit.defaults import DEFAULT_STORE
 
 
 def _size(n: int) -> str:

@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from probekit.defaults import DEFAULT_STORE
+
 EXIT_BAD_ROWS = 1
 EXIT_REFUSED = 2
 SHOWN_PROBLEMS = 20
@@ -18,7 +20,7 @@ def import_command(
     format: Annotated[Optional[str], typer.Option("--format", "-f", help="generic | pobs | moralchoice | judgments | answers | probekit (default: from the extension: .jsonl, .json, .csv; judgments and answers from a .jsonl's first line; a directory with a probekit export manifest).")] = None,
     survey: Annotated[Optional[Path], typer.Option("--survey", help="Survey spec the responses answer (default: the store's spec with the id the rows name).")] = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Import the good rows and skip the bad ones (default: import nothing if any row is bad).")] = False,
-    store: Annotated[Path, typer.Option("--store", help="DuckDB store file.", envvar="PROBEKIT_STORE")] = Path("outputs/probekit.duckdb"),
+    store: Annotated[Path, typer.Option("--store", help="DuckDB store file.", envvar="PROBEKIT_STORE")] = DEFAULT_STORE,
     model: Annotated[Optional[str], typer.Option("--model", help="Model name when the file does not say (POBs files not named POBS_<model>_<run>.json).")] = None,
     trust_spec_polarity: Annotated[bool, typer.Option("--trust-spec-polarity", help="POBs: import answers whose recorded polarity differs from the survey's option with the survey's polarity (the published files code non-polar answers as ±0.5/±1 in some files and 1 in others).")] = False,
     new_run: Annotated[bool, typer.Option("--new-run", help="Store every row as a new run, even rows an earlier import stored already (default: those are skipped, and the same key with another answer is a bad row).")] = False,

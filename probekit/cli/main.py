@@ -19,8 +19,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+from probekit.defaults import DEFAULT_MODEL, DEFAULT_STORE  # noqa: E402  (a leaf module: no imports)
+
 StoreOption = Annotated[Path, typer.Option("--store", help="DuckDB store file.", envvar="PROBEKIT_STORE")]
-DEFAULT_STORE = Path("outputs/probekit.duckdb")
 EXIT_SPEC_ERROR = 2
 
 
@@ -78,37 +79,39 @@ def validate(surveys: Annotated[list[Path], typer.Argument(help="Survey YAML fil
 
 @app.command()
 def expand(
-    survey_path: Annotated[Path, typer.Argument(help="Survey YAML file.", metavar="SURVEY")],
-    show: Annotated[int, typer.Option("--show", help="Print N example prompts.")] = 0,
-    orders: Annotated[Optional[str], typer.Option(help="Override the permutation policy.")] = None,
-    reasoning: Annotated[Optional[list[str]], typer.Option(help="Reasoning modes: direct, reasoning.")] = None,
-    limit: Annotated[Optional[int], typer.Option(help="Only the first N items.")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed for random orders.")] = None,
+    survey_path: Annotated[Path, typer.Argument(help="Survey, experiment or judging experiment YAML file.", metavar="SURVEY")],
+    show: Annotated[int, typer.Option("--show", min=0, help="Print N example prompts (a judging experiment: of stage 1).")] = 0,
+    orders: Annotated[Optional[str], typer.Option(help="Override the permutation policy (not for a judging experiment: pairs are judged in both orders).")] = None,
+    reasoning: Annotated[Optional[list[str]], typer.Option(help="Reasoning modes: direct, reasoning (repeat or space-separate; a judging experiment: the judge stage).")] = None,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Only the first N items (a judging experiment: questions).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed for random orders (not for a judging experiment).")] = None,
     personas: Annotated[Optional[list[str]], typer.Option("--personas", help="Only these persona ids (comma-separated or repeated); the default context stays when the spec includes it.")] = None,
 ) -> None:
     """Dry run: count trials per axis and show example prompts. No model is called."""
-    from probekit.survey.personas import parse_subset
+    from probekit.settings import RunFlags, SettingsError, spec_kind
+    from probekit.survey.personas import check_persona_subset
 
-    persona_ids = parse_subset(personas)
-    bad_modes = [r for r in reasoning or [] if r not in ("direct", "reasoning")]
-    if bad_modes:
-        _fail(f"unknown reasoning mode(s) {', '.join(map(repr, bad_modes))}: use direct and/or reasoning")
+    try:  # parsed at the edge, with the messages `probekit run` gives
+        flags = RunFlags.checked(orders=orders, reasoning=reasoning, limit=limit, personas=personas)
+    except SettingsError as error:
+        _fail(str(error))
+    persona_ids = list(flags.personas) if flags.personas is not None else None
     from probekit.survey.expand import axis_counts
     from probekit.survey.expand import expand as expand_trials
 
-    from probekit.experiment import is_experiment_file
-
-    from probekit.judging.spec import is_judging_file
-
-    if is_judging_file(survey_path):  # a two-stage judging experiment: stage 1 trials, stage 2 pairs
+    policy, modes = flags.orders, list(flags.reasoning) if flags.reasoning else None
+    if spec_kind([survey_path]) == "judging":  # a two-stage judging experiment: stage 1 trials, stage 2 pairs
         from probekit.judging.cli import expand_command
 
-        return expand_command(survey_path, None, limit)
-    if is_experiment_file(survey_path):
+        for name, value, why in (("--orders", orders, "each pair is judged in both orders"),
+                                 ("--seed", seed, "its trials do not depend on a seed (pairs are shown in both orders)"),
+                                 ("--personas", personas, "its surveys are not expanded over personas")):
+            if value is not None:
+                _fail(f"{name} does not apply to a judging experiment: {why}. Drop it")
+        return expand_command(survey_path, None, limit, reasoning=modes, show=show)
+    if spec_kind([survey_path]) == "experiment":
         # An experiment: the counts of each survey as the design runs it, then the total.
         experiment, loaded = _load_experiment_or_exit(survey_path)
-        from probekit.pipeline import check_persona_subset
-
         try:
             check_persona_subset(loaded, persona_ids)
         except ValueError as error:
@@ -118,26 +121,35 @@ def expand(
             try:
                 one_subset = ([i for i in persona_ids if any(p.id == i for p in one.personas.people)]
                               if persona_ids is not None and one.personas is not None else None)
-                one_trials = expand_trials(one, policy=orders, reasoning_modes=reasoning, limit=limit, seed=seed,
+                one_trials = expand_trials(one, policy=policy, reasoning_modes=modes, limit=limit, seed=seed,
                                            personas=one_subset)
             except ValueError as error:
                 _fail(str(error), EXIT_SPEC_ERROR)
             typer.echo(f"[{one.id}]")
             for axis, count in axis_counts(one, one_trials).items():
                 typer.echo(f"{axis:>16}: {count}")
+            _show_trials(one_trials, show)
             total += len(one_trials)
         typer.echo(f"experiment {experiment.id}: {total} trials per model")
         return
     survey = _load_or_exit(survey_path)
     try:
-        trials = expand_trials(survey, policy=orders, reasoning_modes=reasoning, limit=limit, seed=seed,
+        check_persona_subset([survey], persona_ids)
+        trials = expand_trials(survey, policy=policy, reasoning_modes=modes, limit=limit, seed=seed,
                                personas=persona_ids)
     except ValueError as error:
         _fail(str(error), EXIT_SPEC_ERROR)
     for axis, count in axis_counts(survey, trials).items():
         typer.echo(f"{axis:>16}: {count}")
-    step = max(1, len(trials) // max(1, show)) if show else 0
-    for trial in trials[::step][:show] if show else []:
+    _show_trials(trials, show)
+
+
+def _show_trials(trials: list[Any], show: int) -> None:
+    """N example prompts spread over the trials."""
+    if not show:
+        return
+    step = max(1, len(trials) // show)
+    for trial in trials[::step][:show]:
         typer.echo(f"\n--- trial {trial.trial_id}  item={trial.item_id} template={trial.template_id} "
                    f"paraphrase={trial.paraphrase_id} order={list(trial.order)} reasoning={trial.reasoning}"
                    + (f" persona={trial.persona_id} ({trial.persona_style})" if trial.persona_id else ""))
@@ -147,15 +159,15 @@ def expand(
 
 @app.command()
 def run(
-    surveys: Annotated[list[Path], typer.Argument(help="Survey or experiment YAML files.")],
-    models: Annotated[Optional[list[str]], typer.Option("--models", "-m", help="Model keys (repeat or space-separate): smollm2, gemma3-270m, hf:<path>, openai/<name> ... Default: smollm2.")] = None,
+    surveys: Annotated[list[Path], typer.Argument(help="Survey or experiment YAML files, or one judging experiment file.")],
+    models: Annotated[Optional[list[str]], typer.Option("--models", "-m", help=f"Model keys (repeat or space-separate): smollm2, gemma3-270m, hf:<path>, openai/<name> ... Default: the spec's, else {DEFAULT_MODEL}.")] = None,
     store: StoreOption = DEFAULT_STORE,
     limit: Annotated[Optional[int], typer.Option(min=1, help="Only the first N items of each survey.")] = None,
     orders: Annotated[Optional[str], typer.Option(help="Permutation policy: identity|reversed|cyclic|all|random:K|pride[:alpha].")] = None,
-    mode: Annotated[Optional[str], typer.Option(help="Scoring mode: logprob|sample|sequence.")] = None,
+    mode: Annotated[Optional[str], typer.Option(help="Scoring mode: logprob|sample|sequence|generate.")] = None,
     samples: Annotated[Optional[int], typer.Option(min=1, help="Samples per trial in sample mode.")] = None,
     temperature: Annotated[Optional[float], typer.Option(min=0.0, help="Sampling temperature.")] = None,
-    reasoning: Annotated[Optional[list[str]], typer.Option(help="Reasoning modes: direct, reasoning.")] = None,
+    reasoning: Annotated[Optional[list[str]], typer.Option(help="Reasoning modes: direct, reasoning (repeat or space-separate).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for orders and sampling.")] = 0,
     resume: Annotated[Optional[str], typer.Option(help="Resume this run id (re-sends only missing or failed trials).")] = None,
     new_run: Annotated[bool, typer.Option("--new-run", help="Start a new run even if one with the same configuration exists (finished: the command is otherwise a no-op; unfinished: it is otherwise resumed).")] = False,
@@ -179,78 +191,53 @@ def run(
 ) -> None:
     """Run surveys on models and store every prompt, response and distribution.
 
-    An unfinished run with the same surveys, models and settings is resumed automatically."""
-    from probekit.pipeline import run_async
-    from probekit.runner import RunOptions
+    An unfinished run with the same surveys, models and settings is resumed automatically. A judging
+    experiment runs both stages (options that do not apply to it are refused)."""
+    from probekit.settings import RunRequest, SettingsError, plan_run
     from probekit.survey.errors import SpecError
 
-    import asyncio
-
-    from probekit.experiment import resolve_inputs
-    from probekit.judging.spec import is_judging_file
-    from probekit.survey.personas import parse_subset
-
-    if len(surveys) == 1 and is_judging_file(surveys[0]):  # a two-stage judging experiment (probekit.judging)
-        from probekit.judging.cli import run_command
-
-        return run_command(surveys[0], models=[m for entry in models for m in entry.split()] if models else None,
-                           store=store, limit=limit, mode=mode, samples=samples, temperature=temperature, seed=seed,
-                           api={"models_config": models_config, "api_base": api_base, "api_key_env": api_key_env,
-                                "concurrency": concurrency, "rpm": rpm, "tpm": tpm, "timeout": timeout},
-                           batch_size=batch_size, max_rate_limit_wait=max_rate_limit_wait,
-                           progress=_progress_reporter(quiet), quiet=quiet, executor=executor or "auto",
-                           ray=_ray_options(executor, None, address=ray_address, actors=ray_actors, num_gpus=ray_gpus,
-                                            num_cpus=ray_cpus))
-    try:  # parsed here once to fail fast with exit 2; the pipeline takes the resolved surveys
-        inputs = resolve_inputs(surveys)
+    try:  # every setting parsed and checked here, before anything is stored (probekit.settings)
+        request = RunRequest.checked(
+            models=tuple(models) if models is not None else None, limit=limit, orders=orders, mode=mode, samples=samples,
+            temperature=temperature, reasoning=reasoning, seed=seed, resume=resume, new_run=new_run, prior_from=prior_from,
+            models_config=models_config, api_base=api_base, api_key_env=api_key_env, concurrency=concurrency, rpm=rpm,
+            tpm=tpm, timeout=timeout, max_rate_limit_wait=max_rate_limit_wait, batch_size=batch_size, executor=executor,
+            ray_address=ray_address, ray_actors=ray_actors, ray_gpus=ray_gpus, ray_cpus=ray_cpus, personas=personas)
+        plan = plan_run(surveys, request, store=store)
     except SpecError as error:
-        _fail(str(error), EXIT_SPEC_ERROR)
-    persona_ids = parse_subset(personas)
-    try:
-        from probekit.pipeline import check_persona_subset
-
-        check_persona_subset([survey for survey, _path in inputs.surveys], persona_ids)
-    except ValueError as error:
-        _fail(str(error), EXIT_SPEC_ERROR)
-    model_list = [m for entry in (models or inputs.models or ["smollm2"]) for m in entry.split()]
-    bad_modes = [r for r in reasoning or [] if r not in ("direct", "reasoning")]
-    if bad_modes:
-        _fail(f"unknown reasoning mode(s) {', '.join(map(repr, bad_modes))}: use direct and/or reasoning")
-    if models is not None and not model_list:
-        _fail("--models was given no model key: name at least one (e.g. --models smollm2), or leave --models out "
-              "for the default")
-    from probekit.models_config import backend_options
-
-    try:  # API model settings: models.yaml merged with these flags (keys stay in the environment)
-        api_options = backend_options(model_list, models_config, api_base=api_base, api_key_env=api_key_env,
-                                      concurrency=concurrency, rpm=rpm, tpm=tpm, timeout=timeout)
-    except (ValueError, OSError) as error:
-        _fail(f"models config: {error}")
-    if batch_size is not None:
-        from probekit.backends import engine_for
-
-        for model in model_list:
-            if engine_for(model).local_weights and engine_for(model).accepts("max_batch"):
-                api_options.setdefault(model, {})["max_batch"] = batch_size
+        for problem in error.problems:
+            typer.echo(str(problem), err=True)
+        typer.echo(f"{len(error.problems)} problem(s); nothing was run.", err=True)
+        raise typer.Exit(EXIT_SPEC_ERROR) from None
+    except SettingsError as error:
+        _fail(str(error), error.exit_code)
     if quiet or not sys.stderr.isatty():  # no weight-loading bars (transformers, huggingface_hub, tqdm) either
         for variable, value in (("HF_HUB_DISABLE_PROGRESS_BARS", "1"), ("TRANSFORMERS_VERBOSITY", "error"),
                                 ("TQDM_DISABLE", "1")):
             os.environ.setdefault(variable, value)
     progress = _progress_reporter(quiet)
-    ray_options = _ray_options(executor, inputs.ray, address=ray_address, actors=ray_actors, num_gpus=ray_gpus,
-                               num_cpus=ray_cpus)
-    options = RunOptions(models=model_list, store=store, limit=limit, orders=orders, mode=mode, samples=samples,
-                         temperature=temperature, reasoning=reasoning, seed=seed, resume=resume, new_run=new_run,
-                         progress=progress.update if progress else None, experiment=inputs.experiment,
-                         prior_from=prior_from, backend_options=api_options, max_rate_limit_wait=max_rate_limit_wait,
-                         notice=lambda message: typer.echo(message, err=True), executor=executor or "auto", ray=ray_options,
-                         personas=persona_ids)
+    if plan.judging is not None:  # a two-stage judging experiment (probekit.judging)
+        from probekit.judging.cli import run_command
+
+        return run_command(plan, progress=progress, quiet=quiet)
+    _run_surveys(plan, progress, quiet)
+
+
+def _run_surveys(plan: Any, progress: _Progress | None, quiet: bool) -> None:
+    import asyncio
+
+    from probekit.pipeline import run_async
+    from probekit.survey.errors import SpecError
+
+    options = plan.settings.run_options(progress=progress.update if progress else None,
+                                        notice=lambda message: typer.echo(message, err=True))
+    store = plan.settings.store
     try:
         if progress:
             with progress:
-                summary = asyncio.run(run_async(inputs, options))
+                summary = asyncio.run(run_async(plan.inputs, options))
         else:
-            summary = asyncio.run(run_async(inputs, options))
+            summary = asyncio.run(run_async(plan.inputs, options))
     except SpecError as error:
         _fail(str(error), EXIT_SPEC_ERROR)
     except KeyboardInterrupt:
@@ -273,26 +260,15 @@ def run(
 
 
 def _ray_options(executor: str | None, from_experiment: Any, **flags: Any) -> Any:
-    """RayOptions from the experiment's executor block with the --ray-* flags given on top (None: not Ray)."""
-    from dataclasses import replace
+    """RayOptions from the experiment's executor block with the --ray-* flags given on top (None: not Ray);
+    the rule is probekit.settings' (this is its command-line face: a mistake exits 1 with the message)."""
+    from probekit.settings import RAY_OPTIONS, RunRequest, SettingsError, ray_settings
 
-    from probekit.execution.ray_pool import RayOptions
-
-    if executor not in (None, "local", "ray"):
-        _fail(f"--executor {executor!r}: use local or ray")
-    given = {name: value for name, value in flags.items() if value is not None}
-    if executor == "local":
-        if given:
-            _fail(f"--ray-{next(iter(given)).replace('num_', '').replace('_', '-')} has no effect with --executor local: "
-                  "drop it, or use --executor ray")
-        return None
-    if not given and executor is None:
-        return from_experiment
-    if executor is None and from_experiment is None:
-        _fail("--ray-* options need --executor ray (or an experiment file with executor: {kind: ray})")
+    names = {field: name for name, field in RAY_OPTIONS.items()}
     try:
-        return replace(from_experiment or RayOptions(), **given)
-    except ValueError as error:
+        request = RunRequest.checked(executor=executor, **{names[field]: value for field, value in flags.items()})
+        return ray_settings(request, from_experiment)[1]
+    except SettingsError as error:
         _fail(str(error))
 
 
@@ -464,9 +440,14 @@ app.command("export")(__import__("probekit.cli.export", fromlist=["export_comman
 app.command("report")(__import__("probekit.cli.report", fromlist=["report_command"]).report_command)
 
 
-def expand_multi_value_options(argv: list[str], flags: tuple[str, ...] = ("--models", "-m")) -> list[str]:
-    """Let `--models a b c` mean `--models a --models b --models c` (click options take one value each).
-    Values run until the next option; a token ending in .yaml/.yml is a survey path, not a model."""
+MULTI_VALUE_OPTIONS = ("--models", "-m", "--reasoning")
+"""Options that take several values after one flag (README: `--reasoning direct reasoning`)."""
+
+
+def expand_multi_value_options(argv: list[str], flags: tuple[str, ...] = MULTI_VALUE_OPTIONS) -> list[str]:
+    """Let `--models a b c` mean `--models a --models b --models c` (click options take one value each), and
+    the same for `--reasoning`. Values run until the next option; a token ending in .yaml/.yml is a survey
+    path, not a value."""
     out: list[str] = []
     index = 0
     while index < len(argv):

@@ -18,7 +18,8 @@ import typer
 if TYPE_CHECKING:
     from probekit.analysis.snapshots import DriftReport
 
-DEFAULT_STORE = Path("outputs/probekit.duckdb")
+from probekit.defaults import DEFAULT_MODEL, DEFAULT_STORE  # noqa: E402  (a leaf module: no imports)
+
 StoreOption = Annotated[Path, typer.Option("--store", help="DuckDB store file.", envvar="PROBEKIT_STORE")]
 EXIT_ERROR = 1
 EXIT_SPEC_ERROR = 2
@@ -47,68 +48,131 @@ def _when(text: str | None, option: str) -> datetime | None:
     return None
 
 
+def _flag(parameter: str) -> str:
+    return "--survey" if parameter == "surveys" else "--" + parameter.replace("_", "-")
+
+
 def _split(values: list[str] | None) -> list[str]:
     return [v for entry in (values or []) for v in entry.split()]
 
 
 # -- track add / list / remove / history ----------------------------------------------------------------
+JOB_FIELDS = {"models": "models", "model_label": "model_label", "tz": "tz", "start": "anchor", "no_repeat": "noise_repeat",
+              "max_attempts": "max_attempts", "surveys": "surveys", "every": "schedule"}
+"""`track add` options stored on the job itself (the others are its run settings, JobOptions)."""
+
+
 @track_app.command("add")
 def track_add(
+    ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Job name (letters, digits, _ . -).")],
-    surveys: Annotated[list[Path], typer.Option("--survey", "-s", help="Survey or experiment YAML (repeat for several).")],
-    every: Annotated[str, typer.Option("--every", help="Schedule: 30m, 6h, 1d, 1w (intervals) or a cron expression such as '0 6 * * *'.")],
-    models: Annotated[Optional[list[str]], typer.Option("--models", "-m", help="Model keys (repeat or space-separate). Default: smollm2.")] = None,
+    surveys: Annotated[Optional[list[Path]], typer.Option("--survey", "-s", help="Survey or experiment YAML (repeat for several). Required, except with --replace.")] = None,
+    every: Annotated[Optional[str], typer.Option("--every", help="Schedule: 30m, 6h, 1d, 1w (intervals) or a cron expression such as '0 6 * * *'. Required, except with --replace.")] = None,
+    models: Annotated[Optional[list[str]], typer.Option("--models", "-m", help=f"Model keys (repeat or space-separate). Default: {DEFAULT_MODEL}.")] = None,
     model_label: Annotated[Optional[str], typer.Option("--model-label", help="Your name for the model version (recorded with every run; change it with --replace when you know the version changed).")] = None,
-    limit: Annotated[Optional[int], typer.Option(help="Only the first N items of each survey.")] = None,
-    mode: Annotated[Optional[str], typer.Option(help="Scoring mode: logprob|sample|sequence.")] = None,
-    samples: Annotated[Optional[int], typer.Option(help="Samples per trial in sample mode.")] = None,
-    temperature: Annotated[Optional[float], typer.Option(help="Sampling temperature.")] = None,
-    orders: Annotated[Optional[str], typer.Option(help="Permutation policy: identity|reversed|cyclic|all|random:K.")] = None,
-    reasoning: Annotated[Optional[list[str]], typer.Option(help="Reasoning modes: direct, reasoning.")] = None,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Only the first N items of each survey.")] = None,
+    mode: Annotated[Optional[str], typer.Option(help="Scoring mode: logprob|sample|sequence|generate.")] = None,
+    samples: Annotated[Optional[int], typer.Option(min=1, help="Samples per trial in sample mode.")] = None,
+    temperature: Annotated[Optional[float], typer.Option(min=0.0, help="Sampling temperature.")] = None,
+    orders: Annotated[Optional[str], typer.Option(help="Permutation policy: identity|reversed|cyclic|all|random:K|pride[:alpha].")] = None,
+    reasoning: Annotated[Optional[list[str]], typer.Option(help="Reasoning modes: direct, reasoning (repeat or space-separate).")] = None,
     seed: Annotated[int, typer.Option(help="Base seed (each run derives its own from it unless --fixed-seed).")] = 0,
     fixed_seed: Annotated[bool, typer.Option("--fixed-seed", help="Every run uses --seed as is (repeats of a deterministic model then measure no sampling noise).")] = False,
     tz: Annotated[str, typer.Option("--tz", help="Time zone of a cron schedule (IANA name).")] = "UTC",
     start: Annotated[Optional[str], typer.Option("--start", help="First slot of an interval schedule (ISO time; default: now floored to the interval's unit).")] = None,
     no_repeat: Annotated[bool, typer.Option("--no-repeat", help="Do not repeat the first run of a new version (drift then has no noise floor from this job).")] = False,
-    max_attempts: Annotated[int, typer.Option("--max-attempts", help="Tries per slot before it is given up.")] = 3,
+    max_attempts: Annotated[int, typer.Option("--max-attempts", min=1, help="Tries per slot before it is given up.")] = 3,
     models_config: Annotated[Optional[Path], typer.Option("--models-config", help="models.yaml for API models.")] = None,
     api_base: Annotated[Optional[str], typer.Option("--api-base", help="Base URL of an OpenAI-compatible server.")] = None,
     api_key_env: Annotated[Optional[str], typer.Option("--api-key-env", help="NAME of the environment variable holding the API key.")] = None,
-    concurrency: Annotated[Optional[int], typer.Option("--concurrency", help="Requests in flight per API model.")] = None,
-    replace: Annotated[bool, typer.Option("--replace", help="Update the job of this name (its history is kept).")] = False,
+    concurrency: Annotated[Optional[int], typer.Option("--concurrency", min=1, help="Requests in flight per API model.")] = None,
+    rpm: Annotated[Optional[float], typer.Option("--rpm", min=0.001, help="Requests-per-minute limit per API model.")] = None,
+    tpm: Annotated[Optional[float], typer.Option("--tpm", min=0.001, help="Tokens-per-minute limit per API model.")] = None,
+    timeout: Annotated[Optional[float], typer.Option("--timeout", min=0.001, help="Seconds per API request before it is retried (default 60).")] = None,
+    replace: Annotated[bool, typer.Option("--replace", help="Update the job of this name (its history is kept): the options given replace the stored ones, the others are kept.")] = False,
     store: StoreOption = DEFAULT_STORE,
 ) -> None:
-    """Add a tracking job: run SURVEY(s) on MODEL(s) on a schedule (`probekit track run-due` runs it)."""
+    """Add a tracking job: run SURVEY(s) on MODEL(s) on a schedule (`probekit track run-due` runs it).
+
+    Everything `probekit run` checks is checked here, before the job is stored (model keys, mode, orders,
+    reasoning modes, models.yaml, the survey files). With --replace, options not given keep their stored
+    values (`track remove` and `track add` start afresh)."""
     from pydantic import ValidationError
 
-    from probekit.experiment import resolve_inputs
+    from probekit.settings import SettingsError, plan_run, spec_kind
     from probekit.store.store import Store
     from probekit.survey.errors import SpecError
-    from probekit.tracking.jobs import JobExistsError, JobOptions, add_job, new_job
+    from probekit.tracking.jobs import JobExistsError, JobNotFoundError, JobOptions, add_job, get_job, new_job
     from probekit.tracking.schedule import ScheduleError
 
-    for path in surveys:
-        if not path.is_file():
-            _fail(f"no survey file {path}", EXIT_SPEC_ERROR)
+    def given(parameter: str) -> bool:
+        source = ctx.get_parameter_source(parameter)
+        return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+    stored = None
+    if replace:
+        try:
+            stored = get_job(Store(store), name)
+        except JobNotFoundError:
+            stored = None  # --replace of a new name adds it
+    if stored is None:
+        missing = [option for option, value in (("--survey", surveys), ("--every", every)) if not value]
+        if missing:
+            _fail(f"{' and '.join(missing)} needed: a new job names its surveys and its schedule", EXIT_SPEC_ERROR)
+    # The job's run settings: those given, on top of the stored job's (with --replace), else the defaults.
+    flags = {"limit": limit, "mode": mode, "samples": samples, "temperature": temperature, "orders": orders,
+             "reasoning": reasoning, "seed": seed, "vary_seed": not fixed_seed,
+             "models_config": models_config.absolute() if models_config else None, "api_base": api_base,
+             "api_key_env": api_key_env, "concurrency": concurrency, "rpm": rpm, "tpm": tpm, "timeout": timeout}
+    parameter_of = {"vary_seed": "fixed_seed"}
+    values = {key: value for key, value in flags.items() if stored is None or given(parameter_of.get(key, key))}
+    kept = sorted(parameter_of.get(key, key) for key in flags if key not in values and stored is not None
+                  and getattr(stored.options, key) != JobOptions.model_fields[key].default)
+    survey_paths = list(surveys) if surveys else [Path(p) for p in stored.surveys] if stored else []
+    model_keys = _split(models) if models is not None else (list(stored.models) if stored is not None else [DEFAULT_MODEL])
     try:
-        resolve_inputs(list(surveys))
+        options = JobOptions.checked(**{**(stored.options.model_dump() if stored is not None else {}), **values})
+        for path in survey_paths:
+            if not path.is_file():
+                _fail(f"no survey file {path}", EXIT_SPEC_ERROR)
+        if spec_kind(survey_paths) == "judging":
+            _fail("a judging experiment cannot be tracked yet: track its answer survey, or run it with `probekit run`",
+                  EXIT_SPEC_ERROR)
+        # What `probekit run` checks, before anything is stored (the API key is checked when the job runs: a
+        # scheduler's environment is not this shell's).
+        plan_run(survey_paths, options.request(model_keys), store=store, check_keys=False)
+        schedule_text = every if every is not None else stored.schedule if stored is not None else ""
+        job = new_job(name, survey_paths, model_keys, schedule_text,
+                      tz=tz if stored is None or given("tz") else stored.tz,
+                      start=_when(start, "--start") if stored is None or given("start") else stored.anchor,
+                      options=options,
+                      model_label=model_label if stored is None or given("model_label") else stored.model_label,
+                      noise_repeat=not no_repeat if stored is None or given("no_repeat") else stored.noise_repeat,
+                      max_attempts=max_attempts if stored is None or given("max_attempts") else stored.max_attempts)
+        # A time zone only means something to a cron schedule, a start only to an interval: never dropped unseen.
+        is_cron = job.parsed_schedule().is_cron
+        if given("tz") and not is_cron:
+            raise SettingsError(f"--tz applies to cron schedules; {schedule_text!r} is an interval, counted from --start "
+                                "(an ISO time with its offset): drop --tz")
+        if given("start") and is_cron:
+            raise SettingsError(f"--start applies to interval schedules; the cron schedule {schedule_text!r} has fixed "
+                                "times (use --tz for its time zone): drop --start")
+        job = add_job(Store(store), job, replace=replace)
     except SpecError as error:
         _fail(str(error), EXIT_SPEC_ERROR)
-    try:
-        options = JobOptions(limit=limit, mode=mode, samples=samples, temperature=temperature, orders=orders, reasoning=reasoning,
-                             seed=seed, vary_seed=not fixed_seed, models_config=str(models_config.absolute()) if models_config else None,
-                             api_base=api_base, api_key_env=api_key_env, concurrency=concurrency)
-        job = new_job(name, list(surveys), _split(models) or ["smollm2"], every, tz=tz, start=_when(start, "--start"), options=options,
-                      model_label=model_label, noise_repeat=not no_repeat, max_attempts=max_attempts)
-        job = add_job(Store(store), job, replace=replace)
-    except (ScheduleError, ValidationError, JobExistsError) as error:
+    except ValidationError as error:  # the job itself (its name)
+        _fail("; ".join(str(e["msg"]).removeprefix("Value error, ") for e in error.errors()))
+    except (ScheduleError, SettingsError, JobExistsError) as error:
         _fail(str(error))
     schedule = job.parsed_schedule()
     now = datetime.now(timezone.utc)
     due = schedule.latest_slot(now)
-    typer.echo(f"{'updated' if replace else 'added'} job {job.name}: {', '.join(job.models)} on "
+    typer.echo(f"{'updated' if stored is not None else 'added'} job {job.name}: {', '.join(job.models)} on "
                f"{', '.join(Path(s).name for s in job.surveys)} every {job.schedule}"
                + (f" ({job.tz})" if schedule.is_cron else "") + (f", label {job.model_label!r}" if job.model_label else ""))
+    if stored is not None:  # say what --replace kept, so nothing changes unseen
+        kept_options = [_flag(p) for p in JOB_FIELDS if not given(p) and p not in ("start", "tz")] + [_flag(k) for k in kept]
+        typer.echo(f"kept from the stored job (not restated): {', '.join(kept_options) or 'nothing'}")
     typer.echo(f"due now: slot {due.isoformat() if due else '-'}; next slot {schedule.next_slot(now).isoformat()}. "
                f"Install a scheduler entry: probekit track cron --store {store}  (or: probekit track systemd)")
 

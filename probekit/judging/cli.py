@@ -30,8 +30,11 @@ def validate_command(path: Path) -> None:
     typer.echo(f"{path}: ok (judging experiment {loaded.spec.id}: {', '.join(parts)})")
 
 
-def expand_command(path: Path, models: list[str] | None, limit: int | None) -> None:
-    """Stage 1's trials per model and the most stage 2 can ask (pairs depend on the answers stored)."""
+def expand_command(path: Path, models: list[str] | None, limit: int | None, *, reasoning: list[str] | None = None,
+                   show: int = 0) -> None:
+    """Stage 1's trials per model and the most stage 2 can ask (pairs depend on the answers stored).
+    `reasoning`: the judge stage's reasoning modes (as `probekit run --reasoning` sets them); `show`: print
+    that many example prompts of stage 1 (stage 2's prompts quote the answers, which do not exist yet)."""
     from probekit.judging.pairs import plan_pairs
     from probekit.survey.expand import expand
 
@@ -45,53 +48,40 @@ def expand_command(path: Path, models: list[str] | None, limit: int | None) -> N
                f"{loaded.answer.scoring.samples} answer(s) each, max {loaded.answer.scoring.max_tokens} tokens")
     planned = plan_pairs([*answer_models, *spec.judge.others], judges, mode=spec.judge.pairs, panel=spec.gold.panel,
                          panel_gold=spec.gold.file is None, exclude=spec.gold.exclude)
-    forms = len(loaded.judge.templates) * len(loaded.judge.reasoning_modes)
+    forms = len(loaded.judge.templates) * len(reasoning or loaded.judge.reasoning_modes)
     for judge in judges:
         own = sum(1 for pair in planned[judge] if judge in pair)
         recognition = own * questions * 2 if loaded.recognition is not None else 0
         typer.echo(f"[judge: {judge}] {len(planned[judge])} pairs ({own} with its own answer) × {questions} questions × "
                    f"2 orders × {forms} form(s) = {len(planned[judge]) * questions * 2 * forms} trials"
                    + (f"; self-recognition {recognition}" if recognition else ""))
+    if show:
+        from probekit.cli.main import _show_trials
+
+        typer.echo(f"example prompts of stage 1 (answer: {loaded.answer.id}):")
+        _show_trials(stage1, show)
 
 
-def run_command(path: Path, *, models: list[str] | None, store: Path, limit: int | None, mode: str | None,
-                samples: int | None, temperature: float | None, seed: int, api: dict[str, Any], batch_size: int | None,
-                max_rate_limit_wait: float, progress: Any, quiet: bool, executor: str = "auto", ray: Any = None) -> None:
-    """Run both stages, print what each sent and the judge tables. `api`: the API-model flags of `probekit run`
-    (models_config, api_base, api_key_env, concurrency, rpm, tpm, timeout); `executor` / `ray`: where local
-    models score (RunOptions.executor / .ray)."""
+def run_command(plan: Any, *, progress: Any, quiet: bool) -> None:
+    """Run both stages of `plan` (probekit.settings.RunPlan of a judging experiment: its settings already
+    checked), print what each sent and the judge tables. The judge stage takes the run's mode, samples,
+    temperature and reasoning modes; stage 1 answers with the answer survey's own settings."""
     import asyncio
 
-    from probekit.backends import engine_for
     from probekit.judging.flow import judging_tables, run_judging_async
-    from probekit.models_config import backend_options
-    from probekit.runner import RunOptions
 
-    loaded = _load_or_exit(path)
-    if models is not None and not models:
-        typer.echo("error: --models was given no model key: name at least one, or leave --models out", err=True)
-        raise typer.Exit(1)
-    every = list(dict.fromkeys([*(models or loaded.spec.models), *(loaded.spec.judges or [])]))
-    config = api.pop("models_config", None)
-    try:  # API model settings: models.yaml merged with the flags (keys stay in the environment)
-        options_by_model = backend_options(every, config, **api)
-    except (ValueError, OSError) as error:
-        typer.echo(f"error: models config: {error}", err=True)
-        raise typer.Exit(1) from None
-    if batch_size is not None:
-        for model in every:
-            if engine_for(model).local_weights and engine_for(model).accepts("max_batch"):
-                options_by_model.setdefault(model, {})["max_batch"] = batch_size
-    options = RunOptions(models=[], store=store, mode=mode, samples=samples, temperature=temperature, seed=seed,
-                         backend_options=options_by_model, max_rate_limit_wait=max_rate_limit_wait,
-                         progress=progress.update if progress else None, executor=executor, ray=ray,
-                         notice=lambda message: typer.echo(message, err=True))
+    settings = plan.settings
+    store = settings.store
+    options = settings.run_options(progress=progress.update if progress else None,
+                                   notice=lambda message: typer.echo(message, err=True))
     try:
         if progress:
             with progress:
-                summary = asyncio.run(run_judging_async(loaded, models=models, store=store, limit=limit, options=options))
+                summary = asyncio.run(run_judging_async(plan.judging, models=list(settings.models), store=store,
+                                                        limit=settings.limit, options=options))
         else:
-            summary = asyncio.run(run_judging_async(loaded, models=models, store=store, limit=limit, options=options))
+            summary = asyncio.run(run_judging_async(plan.judging, models=list(settings.models), store=store,
+                                                    limit=settings.limit, options=options))
     except KeyboardInterrupt:
         typer.echo("error: interrupted; committed results are kept. Run the same command again to resume.", err=True)
         raise typer.Exit(130) from None

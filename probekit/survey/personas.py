@@ -403,3 +403,16 @@ def persona_rows(survey_id: str, survey_hash: str, block: Personas | None) -> li
         return []
     return [{"survey_hash": survey_hash, "survey_id": survey_id, "persona_id": p.id,
              "attributes": json.dumps(p.attributes, ensure_ascii=False), "bio": p.bio} for p in block.people]
+
+
+def check_persona_subset(surveys: Sequence[Any], subset: Sequence[str] | None) -> None:
+    """ValueError when `--personas` names an id no survey of the run has (or no survey has personas)."""
+    if subset is None:
+        return
+    known = {p.id for survey in surveys if survey.personas is not None for p in survey.personas.people}
+    if not known:
+        raise ValueError("--personas was given but no survey of the run has personas (add a personas: block; "
+                         "docs/personas.md)")
+    unknown = [i for i in subset if i not in known]
+    if unknown:
+        raise ValueError(f"no persona(s) {unknown} in the run's surveys: use some of {', '.join(sorted(known))}")

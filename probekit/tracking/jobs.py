@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,9 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from probekit.errors import ProbekitError
+from probekit.settings import RunFlags, RunRequest
 from probekit.store.store import Store
-from probekit.tracking.schedule import Schedule, parse_schedule, utc
+from probekit.tracking.schedule import Schedule, ScheduleError, parse_schedule, utc
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -31,35 +33,19 @@ class JobNotFoundError(ProbekitError, KeyError):
     """No job with this name (`probekit track list` shows the jobs)."""
 
 
-class JobOptions(BaseModel):
-    """The run settings of a job (the same meaning as the `probekit run` options of the same names)."""
+class JobOptions(RunFlags):
+    """The run settings of a job: the `probekit run` settings of the same names (probekit.settings.RunFlags:
+    limit, orders, mode, samples, temperature, reasoning, seed, models_config, api_base, api_key_env,
+    concurrency, rpm, tpm, timeout), parsed and checked the same way, plus how each run's seed is chosen."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    limit: int | None = Field(default=None, ge=1)
-    """Only the first N items of each survey."""
-    mode: str | None = None
-    """Scoring mode override: logprob | sample | sequence."""
-    samples: int | None = Field(default=None, ge=1)
-    """Samples per trial in sample mode."""
-    temperature: float | None = Field(default=None, ge=0)
-    """Sampling temperature."""
-    orders: str | None = None
-    """Permutation policy override (identity | reversed | cyclic | all | random:K)."""
-    reasoning: list[str] | None = None
-    """Reasoning modes: direct, reasoning."""
-    seed: int = 0
-    """Base seed; with vary_seed each run's seed is derived from it, the job, the slot and the run kind."""
     vary_seed: bool = True
-    """A different sampling seed per run, so a repeated run measures sampling noise (the drift noise floor)."""
-    models_config: str | None = None
-    """models.yaml for API models (api_base, api_key_env: the variable's NAME, limits)."""
-    api_base: str | None = None
-    """Base URL of an OpenAI-compatible server for the API models."""
-    api_key_env: str | None = None
-    """NAME of the environment variable holding the API key (the key itself is never stored)."""
-    concurrency: int | None = Field(default=None, ge=1)
-    """Requests in flight per API model."""
+    """A different sampling seed per run, so a repeated run measures sampling noise (the drift noise floor);
+    `seed` is then the base each run's seed is derived from (with the job, the slot and the run kind)."""
+
+    def request(self, models: list[str], seed: int | None = None) -> RunRequest:
+        """The run request of one of the job's runs (`seed`: that run's seed; default the base seed)."""
+        values = self.model_dump(exclude={"vary_seed"})
+        return RunRequest(**{**values, "models": tuple(models), "seed": self.seed if seed is None else seed})
 
 
 class Job(BaseModel):
@@ -110,13 +96,18 @@ class Job(BaseModel):
         return parse_schedule(self.schedule, anchor=self.anchor, tz=self.tz, created=self.created_at)
 
 
-def new_job(name: str, surveys: list[str | Path], models: list[str], every: str, *, tz: str = "UTC", start: datetime | None = None,
+def new_job(name: str, surveys: Sequence[str | Path], models: list[str], every: str, *, tz: str = "UTC", start: datetime | None = None,
             options: JobOptions | None = None, model_label: str | None = None, noise_repeat: bool = True, max_attempts: int = 3,
             now: datetime | None = None) -> Job:
     """A job with its schedule checked (ScheduleError) and its survey paths made absolute (a scheduler
     runs from another directory)."""
     created = utc(now) if now is not None else datetime.now(timezone.utc)
-    schedule = parse_schedule(every, created=created, anchor=start, tz=tz)
+    try:
+        schedule = parse_schedule(every, created=created, anchor=start, tz=tz)
+        schedule.next_slot(created)  # the first slot must be a date
+    except (OverflowError, OSError) as error:  # an interval past the calendar's end (e.g. 99999999999999d)
+        raise ScheduleError(f"schedule {every!r} is too long to compute its slots ({error}): use an interval of at most "
+                            "a few years, e.g. 1w or 52w") from None
     return Job(name=name, surveys=[str(Path(s).expanduser().resolve()) for s in surveys], models=list(dict.fromkeys(models)),
                schedule=schedule.text, tz=schedule.tz, anchor=schedule.anchor, options=options or JobOptions(),
                model_label=model_label, noise_repeat=noise_repeat, max_attempts=max_attempts, created_at=created, updated_at=created)

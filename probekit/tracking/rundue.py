@@ -221,17 +221,14 @@ class TrackingRecorder(StoreRecorder):
 
 
 def _options(job: Job, slot: SlotRun, resume: str | None) -> Any:
-    from probekit.models_config import backend_options
-    from probekit.runner import RunOptions
+    """The runner's options of one slot's run, built by the one settings builder (probekit.settings) from the
+    job's stored settings: the same checks and the same API options (rpm, tpm, timeout too) as `probekit run`."""
+    from probekit.settings import run_settings
 
     settings = job.options
-    api = backend_options(job.models, Path(settings.models_config) if settings.models_config else None,
-                          api_base=settings.api_base, api_key_env=settings.api_key_env, concurrency=settings.concurrency,
-                          rpm=None, tpm=None, timeout=None)
     seed = settings.seed + (slot.seed_salt if settings.vary_seed else 0)
-    return RunOptions(models=list(job.models), store=slot.store, limit=settings.limit, orders=settings.orders, mode=settings.mode,
-                      samples=settings.samples, temperature=settings.temperature, reasoning=settings.reasoning, seed=seed,
-                      resume=resume, new_run=resume is None, backend_options=api)
+    request = settings.request(job.models, seed=seed).model_copy(update={"resume": resume, "new_run": resume is None})
+    return run_settings(request, store=slot.store).run_options()
 
 
 async def execute_slot_async(job: Job, slot: SlotRun) -> Any:
