@@ -199,6 +199,12 @@ API_PROBES: dict[str, dict[str, Probe]] = {
                                          _api_config("timeout", 7.0), models=[API, "fake:a"])),
 }
 
+# These specs have no personas: --personas is refused, naming why (honoured on specs with a personas: block:
+# tests/personas/test_persona_store.py checks the stored respondents and configuration).
+_PERSONAS = {"survey": Probe(lambda env: ["--personas", "japan"], refused="no survey of the run has personas"),
+             "experiment": Probe(lambda env: ["--personas", "japan"], refused="no survey of the run has personas"),
+             "judging": Probe(lambda env: ["--personas", "japan"], refused="--personas does not apply to a judging experiment")}
+
 RUN_PROBES: dict[str, dict[str, Probe]] = {
     "models": _same_for_all_kinds(Probe(lambda env: [], _models_check, models=["fake:b"])),
     "store": _same_for_all_kinds(Probe(lambda env: [], _stored)),
@@ -249,6 +255,7 @@ RUN_PROBES: dict[str, dict[str, Probe]] = {
     "ray_cpus": _same_for_all_kinds(Probe(lambda env: ["--executor", "ray", "--ray-cpus", "2"],
                                           lambda seen, env: seen.options().ray.num_cpus == 2 or pytest.fail("cpus"), dry=True)),
     "quiet": _same_for_all_kinds(Probe(lambda env: [], _quiet_check)),
+    **{"personas": _PERSONAS},
 }
 
 
@@ -279,6 +286,7 @@ EXPAND_PROBES: dict[str, dict[str, Probe]] = {
     # The seed picks PriDe's calibration items (all rotations): another seed, other trials.
     "seed": _judging_refuses(Probe(lambda env: ["--orders", "pride:0.5", "--show", "500", "--seed", "7"], _seed_changes_orders),
                              "--seed does not apply to a judging experiment", ["--seed", "7"]),
+    "personas": _PERSONAS,
 }
 
 
