@@ -1,0 +1,70 @@
+"""The human-alignment tables read from a real store: model distributions imported from a generic JSONL file give
+the same per-country similarities as computing them by hand from that file (issue 24)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import jensenshannon
+
+from probekit.analysis import analyze
+from probekit.importers import import_responses
+from probekit.survey.loader import load_survey
+from tests.human.helpers import write_survey
+
+
+def test_imported_distributions_give_the_hand_computed_similarities(tmp_path: Path) -> None:
+    spec = write_survey(tmp_path / "spec")
+    survey = load_survey(spec)
+    rng = np.random.default_rng(11)
+    lines = []
+    model_dists: dict[tuple[str, str], np.ndarray] = {}
+    for model in ("gpt-x", "gpt-y"):
+        for item in survey.items:
+            dist = rng.dirichlet(np.ones(len(item.options or [])))
+            dist = np.round(dist, 6)
+            dist[-1] = 1 - dist[:-1].sum()
+            model_dists[(model, item.id)] = dist
+            lines.append(json.dumps({"survey": "htest", "item": item.id, "model": model, "distribution": list(dist)}))
+    responses = tmp_path / "responses.jsonl"
+    responses.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    store = tmp_path / "store.duckdb"
+    summary = import_responses([responses], survey_file=spec, store_path=store)
+    assert summary.imported == 4
+    tables = analyze(store, tables=["human_similarity", "human_representativeness", "human_items"], n_boot=200)
+    similarity = tables["human_similarity"].set_index(["model", "group_value"])
+    file_rows = [json.loads(line) for line in responses.read_text().splitlines()]
+    for model in ("gpt-x", "gpt-y"):
+        for country in ("Germany", "Japan", "Peru"):
+            by_hand = []
+            for row in file_rows:
+                item = next(i for i in survey.items if i.id == row["item"])
+                group = item.human.get("country", {}).get(country)
+                if row["model"] == model and group is not None:
+                    by_hand.append(1 - jensenshannon(np.array(row["distribution"]), np.array(group.shares)))
+            assert similarity.loc[(model, country), "similarity"] == pytest.approx(np.mean(by_hand), abs=1e-9)
+            assert similarity.loc[(model, country), "n_questions"] == len(by_hand)
+    items = tables["human_items"]
+    assert set(items.columns) >= {"model_dist", "human_dist", "question", "similarity", "representativeness"}
+    row = items[(items["model"] == "gpt-x") & (items["item_id"] == "q2") & (items["group_value"] == "Germany")].iloc[0]
+    assert row["model_dist"] == pytest.approx(list(model_dists[("gpt-x", "q2")]), abs=1e-12)
+    assert row["human_dist"] == pytest.approx([0.7, 0.3]) and row["question"] == "Is it fine?"
+    rep = tables["human_representativeness"]
+    assert set(rep["group_value"]) == {"Germany", "Japan", "Peru"}  # q1 is ordinal; q2 is not
+
+
+def test_default_tables_of_a_human_survey(tmp_path: Path) -> None:
+    import probekit
+
+    spec = write_survey(tmp_path / "spec")
+    store = tmp_path / "store.duckdb"
+    probekit.run([spec], store=store, models=["fake:a"])
+    tables = analyze(store, all_tables=True, n_boot=100)
+    for name in ("human_similarity", "human_representativeness", "human_baselines", "human_diversity"):
+        assert name in tables and not tables[name].empty, name
+    assert "human_steerability" not in tables  # no personas: nothing to say
+    baselines = tables["human_baselines"]
+    assert set(baselines["reference"]) == {"country:Germany"}
