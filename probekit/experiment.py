@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from probekit.execution.ray_pool import RayOptions
 from probekit.survey.errors import SpecError, SpecProblem
 from probekit.survey.loader import analysis_problems, survey_from_yaml
+from probekit.survey.personas import Personas, resolve_personas
 from probekit.survey.schema import ReasoningMode, Scoring, Survey
 from probekit.survey.yamlfile import Locator, YamlDocument, paused_gc, read_yaml
 
@@ -54,6 +55,9 @@ class SurveyRun(_Strict):
     """Scoring fields to override (mode, samples, temperature, max_tokens ...)."""
     limit: int | None = None
     """Only the first N items (smoke runs)."""
+    personas: Personas | None = None
+    """Personas to ask this survey as (replacing the survey's own; `file:` relative to the experiment file);
+    docs/personas.md."""
 
 
 class ExecutorSpec(_Strict):
@@ -147,6 +151,8 @@ def apply_settings(survey: Survey, entry: SurveyRun, where: str, line: int = 0) 
             problems.append(SpecProblem(where, line, f"scoring: {error.errors()[0]['msg']}", "fix the scoring override"))
     if entry.limit is not None:
         update["items"] = survey.items[: entry.limit]
+    if entry.personas is not None:
+        update["personas"] = entry.personas
     if problems:
         raise SpecError(problems)
     # Re-validate so a bad policy (e.g. 'random:x') fails here, before any model is called.
@@ -199,6 +205,10 @@ def experiment_from_yaml(doc: YamlDocument) -> tuple[Experiment, list[Survey]]:
         survey = loaded[survey_path]
         if survey is None:
             continue
+        if entry.personas is not None:  # the persona file read (relative to the experiment file), ids checked
+            block, persona_problems = resolve_personas(entry.personas, path, locate, ("surveys", index, "personas"))
+            problems.extend(persona_problems)
+            entry = entry.model_copy(update={"personas": block})
         try:
             surveys.append(apply_settings(survey, entry, path, locate.line(["surveys", index])))
         except SpecError as error:

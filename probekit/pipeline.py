@@ -56,6 +56,7 @@ def run_config(surveys: list[tuple[Survey, str]], options: RunOptions) -> dict[s
         # Only present for experiment runs, so configurations (and auto-resume) of plain runs are unchanged.
         **({"experiment": options.experiment} if options.experiment else {}),
         **({"prior_from": options.prior_from} if options.prior_from else {}),
+        **({"personas": options.personas} if options.personas is not None else {}),
         # Where an API model is served shapes its answers: a run never resumes against another endpoint.
         # Only these keys are recorded (names of key variables may be, key values never are).
         **({"endpoints": endpoints} if (endpoints := _endpoints(options)) else {}),
@@ -103,6 +104,19 @@ def _distinct_surveys(surveys: list[tuple[Survey, str, str | None]]) -> list[tup
     return list(kept.values())
 
 
+def check_persona_subset(surveys: Sequence[Survey], subset: Sequence[str] | None) -> None:
+    """ValueError when `--personas` names an id no survey of the run has (or no survey has personas)."""
+    if subset is None:
+        return
+    known = {p.id for survey in surveys if survey.personas is not None for p in survey.personas.people}
+    if not known:
+        raise ValueError("--personas was given but no survey of the run has personas (add a personas: block; "
+                         "docs/personas.md)")
+    unknown = [i for i in subset if i not in known]
+    if unknown:
+        raise ValueError(f"no persona(s) {unknown} in the run's surveys: use some of {', '.join(sorted(known))}")
+
+
 WAIT_POLL_SECONDS = 1.0
 
 
@@ -139,10 +153,16 @@ async def run_async(inputs: Sequence[str | Path | Survey] | RunInputs, options: 
     surveys = _distinct_surveys([(survey, survey_hash(survey), path) for survey, path in resolved.surveys])
     per_survey_trials: dict[str, list[Trial]] = {}
     all_trials: list[Trial] = []
+    check_persona_subset([survey for survey, _, _ in surveys], options.personas)
     for survey, _digest, _path in surveys:
         # With a reused PriDe prior every item is asked once, unless orders are given explicitly.
         policy = options.orders or ("identity" if options.prior_from else None)
-        trials = expand(survey, policy=policy, reasoning_modes=options.reasoning, limit=options.limit, seed=options.seed)  # type: ignore[arg-type]
+        # --personas applies to the surveys that have personas, each keeping the named ones it has.
+        subset = None
+        if survey.personas is not None and options.personas is not None:
+            subset = [i for i in options.personas if any(p.id == i for p in survey.personas.people)]
+        trials = expand(survey, policy=policy, reasoning_modes=options.reasoning, limit=options.limit, seed=options.seed,  # type: ignore[arg-type]
+                        personas=subset)
         per_survey_trials[survey.id] = trials
         all_trials.extend(trials)
     settings = {s.id: scoring_settings(s, options) for s, _, _ in surveys}

@@ -67,6 +67,9 @@ class RunOptions:
     local). Not part of the configuration: a run started one way resumes the other."""
     ray: RayOptions | None = None
     """Ray settings (address, actors per model, GPUs/CPUs per actor)."""
+    personas: list[str] | None = None
+    """Only these persona ids of surveys with personas (and their default context when the spec includes it);
+    None: every persona. In the config hash only when given."""
 
     def uses_ray(self) -> bool:
         return self.executor == "ray" or (self.executor == "auto" and self.ray is not None)
@@ -362,8 +365,11 @@ async def _run_model(scorer: Scorer, run_id: str, trials: list[Trial], settings_
     async def one_batch(settings: ScoringSettings, batch: list[Trial]) -> None:
         nonlocal progress_done
         rows = await scorer.score(batch, settings)  # answers, or error rows for faults that outlived the retries
+        persona_of = {t.trial_id: t.persona_id for t in batch if t.persona_id}  # a persona trial's respondent
         for row in rows:
             row.run_id, row.model = run_id, model
+            if persona_of:
+                row.respondent = persona_of.get(row.trial_id, row.respondent)
             setattr(summary, row.status, getattr(summary, row.status) + 1)
             if row.status == "error" and row.error_class:
                 summary.errors_by_class[row.error_class] = summary.errors_by_class.get(row.error_class, 0) + 1

@@ -84,8 +84,12 @@ def expand(
     reasoning: Annotated[Optional[list[str]], typer.Option(help="Reasoning modes: direct, reasoning.")] = None,
     limit: Annotated[Optional[int], typer.Option(help="Only the first N items.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed for random orders.")] = None,
+    personas: Annotated[Optional[list[str]], typer.Option("--personas", help="Only these persona ids (comma-separated or repeated); the default context stays when the spec includes it.")] = None,
 ) -> None:
     """Dry run: count trials per axis and show example prompts. No model is called."""
+    from probekit.survey.personas import parse_subset
+
+    persona_ids = parse_subset(personas)
     bad_modes = [r for r in reasoning or [] if r not in ("direct", "reasoning")]
     if bad_modes:
         _fail(f"unknown reasoning mode(s) {', '.join(map(repr, bad_modes))}: use direct and/or reasoning")
@@ -103,10 +107,19 @@ def expand(
     if is_experiment_file(survey_path):
         # An experiment: the counts of each survey as the design runs it, then the total.
         experiment, loaded = _load_experiment_or_exit(survey_path)
+        from probekit.pipeline import check_persona_subset
+
+        try:
+            check_persona_subset(loaded, persona_ids)
+        except ValueError as error:
+            _fail(str(error), EXIT_SPEC_ERROR)
         total = 0
         for one in loaded:
             try:
-                one_trials = expand_trials(one, policy=orders, reasoning_modes=reasoning, limit=limit, seed=seed)
+                one_subset = ([i for i in persona_ids if any(p.id == i for p in one.personas.people)]
+                              if persona_ids is not None and one.personas is not None else None)
+                one_trials = expand_trials(one, policy=orders, reasoning_modes=reasoning, limit=limit, seed=seed,
+                                           personas=one_subset)
             except ValueError as error:
                 _fail(str(error), EXIT_SPEC_ERROR)
             typer.echo(f"[{one.id}]")
@@ -117,7 +130,8 @@ def expand(
         return
     survey = _load_or_exit(survey_path)
     try:
-        trials = expand_trials(survey, policy=orders, reasoning_modes=reasoning, limit=limit, seed=seed)
+        trials = expand_trials(survey, policy=orders, reasoning_modes=reasoning, limit=limit, seed=seed,
+                               personas=persona_ids)
     except ValueError as error:
         _fail(str(error), EXIT_SPEC_ERROR)
     for axis, count in axis_counts(survey, trials).items():
@@ -125,7 +139,8 @@ def expand(
     step = max(1, len(trials) // max(1, show)) if show else 0
     for trial in trials[::step][:show] if show else []:
         typer.echo(f"\n--- trial {trial.trial_id}  item={trial.item_id} template={trial.template_id} "
-                   f"paraphrase={trial.paraphrase_id} order={list(trial.order)} reasoning={trial.reasoning}")
+                   f"paraphrase={trial.paraphrase_id} order={list(trial.order)} reasoning={trial.reasoning}"
+                   + (f" persona={trial.persona_id} ({trial.persona_style})" if trial.persona_id else ""))
         for message in trial.messages:
             typer.echo(f"[{message.role}]\n{message.content}")
 
@@ -160,6 +175,7 @@ def run(
     ray_gpus: Annotated[Optional[float], typer.Option("--ray-gpus", min=0.0, help="GPUs per Ray actor (default: 1, or the engine's tensor_parallel_size, when the cluster has GPUs; else 0).")] = None,
     ray_cpus: Annotated[Optional[float], typer.Option("--ray-cpus", min=0.001, help="CPUs per Ray actor (default 1).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    personas: Annotated[Optional[list[str]], typer.Option("--personas", help="Only these persona ids of surveys with personas (comma-separated or repeated); the default context stays when the spec includes it.")] = None,
 ) -> None:
     """Run surveys on models and store every prompt, response and distribution.
 
@@ -172,6 +188,7 @@ def run(
 
     from probekit.experiment import resolve_inputs
     from probekit.judging.spec import is_judging_file
+    from probekit.survey.personas import parse_subset
 
     if len(surveys) == 1 and is_judging_file(surveys[0]):  # a two-stage judging experiment (probekit.judging)
         from probekit.judging.cli import run_command
@@ -187,6 +204,13 @@ def run(
     try:  # parsed here once to fail fast with exit 2; the pipeline takes the resolved surveys
         inputs = resolve_inputs(surveys)
     except SpecError as error:
+        _fail(str(error), EXIT_SPEC_ERROR)
+    persona_ids = parse_subset(personas)
+    try:
+        from probekit.pipeline import check_persona_subset
+
+        check_persona_subset([survey for survey, _path in inputs.surveys], persona_ids)
+    except ValueError as error:
         _fail(str(error), EXIT_SPEC_ERROR)
     model_list = [m for entry in (models or inputs.models or ["smollm2"]) for m in entry.split()]
     bad_modes = [r for r in reasoning or [] if r not in ("direct", "reasoning")]
@@ -219,7 +243,8 @@ def run(
                          temperature=temperature, reasoning=reasoning, seed=seed, resume=resume, new_run=new_run,
                          progress=progress.update if progress else None, experiment=inputs.experiment,
                          prior_from=prior_from, backend_options=api_options, max_rate_limit_wait=max_rate_limit_wait,
-                         notice=lambda message: typer.echo(message, err=True), executor=executor or "auto", ray=ray_options)
+                         notice=lambda message: typer.echo(message, err=True), executor=executor or "auto", ray=ray_options,
+                         personas=persona_ids)
     try:
         if progress:
             with progress:

@@ -328,4 +328,29 @@ MIGRATIONS: list[Migration] = [
         );
         """,
     ),
+    Migration(
+        10,
+        "personas as an axis of trials",
+        """
+        -- The persona a trial asks the model to answer as (docs/personas.md): '' = the default context (no persona).
+        -- A persona trial's results carry the persona id as their respondent, so every table splits by it.
+        ALTER TABLE trials ADD COLUMN persona_id VARCHAR DEFAULT '';   -- persona id; '' = no persona
+        ALTER TABLE trials ADD COLUMN persona_style VARCHAR DEFAULT '';  -- qa | bio | portray; '' = no persona
+        -- The personas of each survey version, recorded with its spec.
+        CREATE TABLE personas (
+            survey_hash VARCHAR NOT NULL,        -- the survey version (surveys.survey_hash)
+            survey_id VARCHAR NOT NULL,
+            persona_id VARCHAR NOT NULL,         -- = trials.persona_id = results.respondent of its trials
+            attributes JSON NOT NULL,            -- attribute name -> value, e.g. {"country": "Japan"}; {} for a bio only
+            bio VARCHAR,                         -- free-text first-person bio (NULL when given by attributes only)
+            PRIMARY KEY (survey_hash, persona_id)
+        );
+        CREATE OR REPLACE VIEW trial_results AS
+        SELECT r.run_id, r.model, r.respondent, t.survey_id, t.item_id, t.template_id, t.paraphrase_id, t.factors,
+               t.option_order, t.labels, t.reasoning, t.persona_id, t.persona_style, r.trial_id, r.sample_index,
+               r.status, r.mode, r.choice, r.distribution, r.valid_mass, r.missing_labels, r.raw_text,
+               r.error_class, r.latency_ms, r.created_at
+        FROM results r JOIN trials t USING (trial_id);
+        """,
+    ),
 ]

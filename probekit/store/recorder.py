@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from probekit.store.rows import ResultRow, item_rows, trial_rows
 from probekit.store.store import RunClaim, Store
+from probekit.survey.personas import persona_rows
 
 if TYPE_CHECKING:
     from probekit.survey.expand import Trial
@@ -60,7 +61,7 @@ class Recorder(Protocol):
         ...
 
     def record_survey(self, survey: Survey, survey_hash: str, path: str | None) -> None:
-        """Record a survey spec and its items (once per content hash)."""
+        """Record a survey spec, its items and its personas (once per content hash)."""
         ...
 
     def record_trials(self, run_id: str, survey_hash: str, trials: Sequence[Trial]) -> None:
@@ -117,6 +118,8 @@ class StoreRecorder:
         self.store.heartbeat(run_id)
 
     def record_survey(self, survey: Survey, survey_hash: str, path: str | None) -> None:
+        if survey.personas is not None:  # its personas (docs/personas.md), once per content hash
+            self.store.register_personas(persona_rows(survey.id, survey_hash, survey.personas))
         self.store.register_survey(survey_hash, survey, path, item_rows(survey, survey_hash))
         if any(item.human for item in survey.items):  # human reference distributions (probekit.store.human)
             from probekit.store.human import record_human

@@ -93,4 +93,5 @@ def trial_rows(trials: Sequence[Trial]) -> list[dict[str, Any]]:
         "label_scheme": t.label_scheme, "labels": list(t.labels), "reasoning": t.reasoning,
         "messages": json.dumps([m.model_dump() for m in t.messages]), "completion_prompt": t.completion_prompt,
         "followups": json.dumps([f.model_dump() for f in t.followups]),
+        "persona_id": t.persona_id, "persona_style": t.persona_style,
     } for t in trials]

@@ -43,6 +43,9 @@ _RESULT_SELECT = ", ".join(
     f"CAST({c} AS DOUBLE[])" if c in _LIST_COLUMNS else (f"CAST({c} AS JSON)" if c == "top_logprobs" else c)
     for c in RESULT_COLUMNS
 )
+_TRIAL_COLUMNS = ("trial_id, survey_id, survey_hash, item_id, template_id, paraphrase_id, factors, option_order, label_scheme, "
+                  "labels, reasoning, messages, completion_prompt, followups, persona_id, persona_style")
+"""Columns of `trials` written by add_trials (named: migrations append columns, e.g. 10's persona columns)."""
 _MODEL_COLUMNS = ["backend", "resolved_name", "revision", "weights_sha256", "dtype", "device", "logprobs_supported"]
 _row_values = attrgetter(*RESULT_COLUMNS)
 _TOP_LOGPROBS = RESULT_COLUMNS.index("top_logprobs")
@@ -469,17 +472,28 @@ class Store:
                 )
                 con.unregister("item_frame")
 
+    def register_personas(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Store a survey version's personas (probekit.survey.personas.persona_rows) once per survey hash × id."""
+        if not rows:
+            return
+        with self.transaction() as con:
+            con.executemany("INSERT OR IGNORE INTO personas (survey_hash, survey_id, persona_id, attributes, bio) "
+                            "VALUES (?, ?, ?, ?, ?)",
+                            [[r["survey_hash"], r["survey_id"], r["persona_id"], r["attributes"], r["bio"]] for r in rows])
+
     def add_trials(self, run_id: str, survey_hash: str, trial_rows: list[dict[str, Any]]) -> None:
         """Insert trials not yet stored (trial ids are content hashes) and link them to the run."""
         if not trial_rows:
             return
         frame = pd.DataFrame(trial_rows).drop_duplicates(subset=["trial_id"])
         frame["survey_hash"] = survey_hash
+        for column in ("persona_id", "persona_style"):  # rows built before personas existed: the default context
+            if column not in frame:
+                frame[column] = ""
         with self.transaction() as con:
             con.register("trial_frame", frame)
             con.execute(
-                "INSERT OR IGNORE INTO trials SELECT trial_id, survey_id, survey_hash, item_id, template_id, paraphrase_id, "
-                "factors, option_order, label_scheme, labels, reasoning, messages, completion_prompt, followups FROM trial_frame"
+                f"INSERT OR IGNORE INTO trials ({_TRIAL_COLUMNS}) SELECT {_TRIAL_COLUMNS} FROM trial_frame"
             )
             con.execute("INSERT OR IGNORE INTO run_trials SELECT ?, trial_id FROM trial_frame", [run_id])
             con.unregister("trial_frame")

@@ -6,13 +6,14 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from probekit.survey.labels import join_or, labels_for
 from probekit.survey.permutations import Order, orders_for, parse_policy
+from probekit.survey.personas import Persona, contexts, render_persona
 from probekit.survey.schema import Item, Option, ReasoningMode, Survey, Template, Turn, template_placeholders
 
 
@@ -60,6 +61,10 @@ class Trial(BaseModel):
     """Text after which the label is read (reasoning mode, completion prompts)."""
     followups: tuple[Turn, ...] = ()
     """Further turns of a multi-turn form; `{previous_answer}` is filled at run time."""
+    persona_id: str = ""
+    """Persona the model answers as ('' = the default context, no persona); its results' respondent."""
+    persona_style: str = ""
+    """How the persona is given: qa | bio | portray ('' = the default context)."""
 
     @property
     def n_options(self) -> int:
@@ -73,6 +78,7 @@ class Trial(BaseModel):
             "order": list(self.order),
             "reasoning": self.reasoning,
             **{f"factor_{k}": v for k, v in self.factors.items()},
+            **({"persona_id": self.persona_id, "persona_style": self.persona_style} if self.persona_id else {}),
         }
 
 
@@ -128,8 +134,12 @@ def build_trial(
     factors: dict[str, str],
     order: Order,
     reasoning: ReasoningMode,
+    persona: Persona | None = None,
+    persona_style: str = "",
 ) -> Trial:
-    """Render one trial. Pure: the same arguments always give the same trial and id."""
+    """Render one trial. Pure: the same arguments always give the same trial and id. With a persona, its
+    context (probekit.survey.personas) comes before the user message: qa as prior turns, bio and portray as
+    the message's first paragraph."""
     options = item_options(survey, item)
     texts = template.option_texts if template.option_texts is not None else [o.text for o in options]
     shown = [texts[c] for c in order]
@@ -164,8 +174,15 @@ def build_trial(
     system_filled = _fill(system_text, values) if system_text else ""
     if system_filled:
         messages.append(Message(role="system", content=system_filled))
+    context_prefix = ""
+    if persona is not None:
+        context = render_persona(persona, persona_style, survey.personas)
+        messages.extend(Message(role=role, content=content) for role, content in context.turns)
+        context_prefix = context.completion_prefix
+        if context.preamble:
+            user_text = f"{context.preamble}\n\n{user_text}"
     messages.append(Message(role="user", content=user_text))
-    completion = (system_filled.rstrip() + "\n\n" if system_filled else "") + user_text.rstrip()
+    completion = (system_filled.rstrip() + "\n\n" if system_filled else "") + context_prefix + user_text.rstrip()
     if reasoning == "direct" and answer_prefix and not completion.endswith(answer_prefix):
         completion = f"{completion}\n{answer_prefix}"
     if reasoning == "reasoning":
@@ -184,6 +201,8 @@ def build_trial(
         "completion_prompt": completion,
         "followups": [t.model_dump() for t in followups],
     }
+    if persona is not None:  # only then: trials without a persona keep the ids they had before personas existed
+        payload["persona_id"], payload["persona_style"] = persona.id, persona_style
     return Trial(
         trial_id=trial_hash(payload),
         survey_id=survey.id,
@@ -200,6 +219,8 @@ def build_trial(
         completion_prompt=completion,
         answer_prefix=answer_prefix,
         followups=followups,
+        persona_id=persona.id if persona is not None else "",
+        persona_style=persona_style if persona is not None else "",
     )
 
 
@@ -210,9 +231,12 @@ def iter_trials(
     reasoning_modes: list[ReasoningMode] | None = None,
     limit: int | None = None,
     seed: int | None = None,
+    personas: Sequence[str] | None = None,
 ) -> Iterator[Trial]:
-    """All trials of a survey in a fixed order. Overrides (policy, modes, limit, seed) come from the CLI."""
+    """All trials of a survey in a fixed order. Overrides (policy, modes, limit, seed, the persona ids to keep)
+    come from the CLI. Persona contexts (the default one first) are crossed with every form."""
     parsed = parse_policy(policy or survey.permutations.policy)
+    persona_contexts = contexts(survey.personas, personas)
     use_seed = survey.permutations.seed if seed is None else seed
     modes = reasoning_modes or survey.reasoning_modes
     items = survey.items[:limit] if limit else survey.items
@@ -232,9 +256,11 @@ def iter_trials(
                     # names canonical indices, so analyses never see the reversal.
                     reverse = template.reverse_options and survey.kind != "pairwise"  # a pair is shown both ways anyway
                     shown_orders = [tuple(reversed(o)) for o in orders] if reverse else orders
-                    for order in shown_orders:
-                        for mode in modes:
-                            yield build_trial(survey, item, template, paraphrase_index, factors, order, mode)
+                    for persona, style in persona_contexts:
+                        for order in shown_orders:
+                            for mode in modes:
+                                yield build_trial(survey, item, template, paraphrase_index, factors, order, mode,
+                                                  persona, style)
 
 
 def expand(survey: Survey, **overrides: Any) -> list[Trial]:
@@ -252,5 +278,7 @@ def axis_counts(survey: Survey, trials: list[Trial]) -> dict[str, int]:
         "orders": len({t.order for t in trials}),
         "reasoning_modes": len({t.reasoning for t in trials}),
         **factor_levels,
+        **({"personas": len({t.persona_id for t in trials if t.persona_id}),
+            "persona_contexts": len({(t.persona_id, t.persona_style) for t in trials})} if survey.personas else {}),
         "trials": len(trials),
     }

@@ -19,6 +19,7 @@ from yaml.nodes import MappingNode, SequenceNode
 from probekit.jsonl import TextProblem, iter_jsonl
 from probekit.survey.errors import SpecError, SpecProblem
 from probekit.survey.labels import label_problem
+from probekit.survey.personas import resolve_personas
 from probekit.survey.schema import (
     Item,
     Survey,
@@ -224,6 +225,10 @@ def survey_from_yaml(doc: YamlDocument) -> Survey:
         raise SpecError(problems + _pydantic_problems(exc, Survey, shown, locate)
                         + analysis_problems(names, shown, locate)) from None
 
+    if survey.personas is not None:  # the persona file read, ids checked (probekit.survey.personas)
+        personas, persona_problems = resolve_personas(survey.personas, shown, locate)
+        problems.extend(persona_problems)
+        survey = survey.model_copy(update={"personas": personas})
     problems.extend(analysis_problems(survey.analyses, shown, locate))
     item_lines = _item_lines(doc, len(survey.items))
     n_inline = len(survey.items)

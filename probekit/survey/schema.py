@@ -14,6 +14,8 @@ from pydantic import (
     BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, field_validator, model_serializer, model_validator,
 )
 
+from probekit.survey.personas import Personas
+
 SurveyKind = Literal["choice", "likert", "mcq", "pairwise", "generate"]
 ScoringMode = Literal["logprob", "sample", "sequence", "generate"]
 ReasoningMode = Literal["direct", "reasoning"]
@@ -269,6 +271,10 @@ class Survey(Strict):
     """JSONL file of items (same fields as inline items), relative to the survey file."""
     factors: dict[str, dict[str, str]] = Field(default_factory=dict)
     """Extra experiment axes: name -> {level id: text}; each template may use {name}."""
+    personas: Personas | None = Field(default=None, exclude_if=lambda value: value is None)
+    """The persona axis (docs/personas.md): personas (attributes and/or bios, inline or from a file) asked in the
+    qa, bio and portray styles, crossed with every other axis. Left out of the stored spec when None, so adding
+    this field changed no other survey's content hash."""
     permutations: Permutations = Field(default_factory=Permutations)
     """Option-order policy."""
     reasoning_modes: list[ReasoningMode] = Field(default_factory=lambda: list[ReasoningMode](["direct"]))
