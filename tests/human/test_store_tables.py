@@ -68,3 +68,54 @@ def test_default_tables_of_a_human_survey(tmp_path: Path) -> None:
     assert "human_steerability" not in tables  # no personas: nothing to say
     baselines = tables["human_baselines"]
     assert set(baselines["reference"]) == {"country:Germany"}
+
+
+PERSONAS = """personas:
+  styles: [qa, bio, portray]
+  people:
+    - {id: de, attributes: {country: Germany}}
+    - {id: jp, attributes: {country: Japan}}
+    - {id: pe, attributes: {country: Peru}}
+"""
+
+
+def test_steerability_and_diversity_read_the_persona_axis(tmp_path: Path) -> None:
+    """The persona contract: trials.persona_id / persona_style, results.respondent = persona id, personas table with
+    attributes {group_var: group}: the steerability table compares each country's personas with the default context,
+    recomputed here from the stored per-trial distributions."""
+    import probekit
+    from tests.human.helpers import SPEC
+    from probekit.store.store import Store
+
+    spec = write_survey(tmp_path / "spec", spec=SPEC.replace("items:\n", PERSONAS + "items:\n", 1))
+    store = tmp_path / "store.duckdb"
+    probekit.run([spec], store=store, models=["fake:a"])
+    tables = analyze(store, all_tables=True, n_boot=100)
+    steer = tables["human_steerability"]
+    sim = steer[steer["metric"] == "similarity"].set_index("group_value")
+    assert set(sim.index) == {"Germany", "Japan", "Peru"} and (sim["n_contexts"] == 3).all()
+    # By hand from the store: per persona context the mean over forms of each trial's distribution
+    rows = Store(store).query(
+        "SELECT t.persona_id, t.persona_style, t.item_id, r.distribution FROM results r JOIN trials t USING (trial_id) "
+        "WHERE r.status = 'ok'")
+    survey = load_survey(spec)
+    best: dict[str, float] = {}
+    default: dict[str, float] = {}
+    for country, persona in (("Germany", "de"), ("Japan", "jp"), ("Peru", "pe")):
+        scores = {}
+        for (pid, style), block in rows.groupby(["persona_id", "persona_style"]):
+            if pid not in ("", persona):
+                continue
+            values = []
+            for item in survey.items:
+                group = item.human.get("country", {}).get(country)
+                dists = [np.asarray(d) for d in block[block["item_id"] == item.id]["distribution"]]
+                if group is not None and dists:
+                    values.append(1 - jensenshannon(np.mean(dists, axis=0), np.array(group.shares)))
+            scores[(pid, style)] = float(np.mean(values))
+        default[country] = scores[("", "")]
+        best[country] = max(v for k, v in scores.items() if k != ("", ""))
+        assert sim.loc[country, "rep_default"] == pytest.approx(default[country], abs=1e-9)
+        assert sim.loc[country, "rep_best"] == pytest.approx(best[country], abs=1e-9)
+    diversity = tables["human_diversity"].iloc[0]
+    assert diversity["n_contexts"] == 10  # the default context and 3 personas x 3 styles
