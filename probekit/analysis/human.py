@@ -255,7 +255,7 @@ def _group_table(pairs: pd.DataFrame, keys: list[str], metrics: Sequence[str], *
             out["n_questions"] = counts.astype(int)
         if position > 0 and metric == "kendall_tau_b":
             out["n_tau"] = counts.astype(int)
-        out[metric], out[f"{metric}_low"], out[f"{metric}_high"] = estimate, low, high
+        out[metric], out[f"{metric}_ci_low"], out[f"{metric}_ci_high"] = estimate, low, high
     assert out is not None
     return out
 
@@ -403,7 +403,7 @@ def steerability_table(model: pd.DataFrame, human: pd.DataFrame, personas: pd.Da
 
 def _ci(name: str, replicates: Any) -> dict[str, float]:
     low, high = percentile_interval(np.asarray(replicates, dtype=float))
-    return {f"{name}_low": low, f"{name}_high": high}
+    return {f"{name}_ci_low": low, f"{name}_ci_high": high}
 
 
 # -- consistency across topics ---------------------------------------------------------------------------------------
@@ -503,8 +503,8 @@ def diversity_table(items: pd.DataFrame, *, tau: float = CORRECT_ANSWER_TAU, n_b
     items = items.assign(correct_answer=items["correct_answer"].astype(float))
     table = _group_table(items.assign(group="all"), ["model"], ["modal_share", "normalised_entropy", "correct_answer"],
                          n_boot=n_boot, seed=seed)
-    table = table.rename(columns={"correct_answer": "correct_answer_share", "correct_answer_low": "correct_answer_share_low",
-                                  "correct_answer_high": "correct_answer_share_high"})
+    table = table.rename(columns={"correct_answer": "correct_answer_share", "correct_answer_ci_low": "correct_answer_share_ci_low",
+                                  "correct_answer_ci_high": "correct_answer_share_ci_high"})
     extra = items.groupby("model").agg(
         n_contexts=("n_contexts", "max"),
         n_ordinal=("variance_ratio", "count") if "variance_ratio" in items else ("n_contexts", lambda s: 0),

@@ -113,7 +113,7 @@ def test_similarity_table_by_country_equals_scipy_and_the_project_bootstrap() ->
         assert table.loc[country, "similarity"] == pytest.approx(np.mean(values), abs=TOL)
         estimate, low, high = mean_ci(values, n_boot=500, seed=4)  # a group asked every question: the same resamples
         if country == "Germany":
-            assert (table.loc[country, "similarity_low"], table.loc[country, "similarity_high"]) == pytest.approx((low, high), abs=TOL)
+            assert (table.loc[country, "similarity_ci_low"], table.loc[country, "similarity_ci_high"]) == pytest.approx((low, high), abs=TOL)
         bits = [jensenshannon(np.array(MODEL[i]), np.array(s), base=2) ** 2 for (i, c), s in HUMAN.items() if c == country]
         assert table.loc[country, "jsd_bits"] == pytest.approx(np.mean(bits), abs=TOL)
         taus = [kendalltau(MODEL[i], s).statistic for (i, c), s in HUMAN.items() if c == country]
@@ -186,7 +186,7 @@ def test_steerability_best_persona_lift_and_slope() -> None:
     assert table["slope"].iloc[0] == pytest.approx(fit.slope, abs=1e-9)
     assert table["intercept"].iloc[0] == pytest.approx(fit.intercept, abs=1e-9)
     assert table.loc["Germany", "best_style"] == "bio" and table.loc["Germany", "best_persona"] == "p-de"
-    assert table.loc["Germany", "rep_best_low"] <= table.loc["Germany", "rep_best"] <= table.loc["Germany", "rep_best_high"]
+    assert table.loc["Germany", "rep_best_ci_low"] <= table.loc["Germany", "rep_best"] <= table.loc["Germany", "rep_best_ci_high"]
     assert "one_question" in table.loc["Japan", "flags"]
 
 
