@@ -137,10 +137,17 @@ class HumanInputs:
 
 
 def _pad(arrays: Sequence[Any], width: int, fill: float = 0.0) -> Array:
-    out = np.full((len(arrays), width), fill, dtype=float)
-    for row, values in enumerate(arrays):
-        arr = np.asarray(values, dtype=float)
-        out[row, : arr.size] = arr
+    """Rows of different lengths as one matrix (rows × width), `fill` after each row's end. Rows are stacked per
+    length, so a million short rows cost a few vstacks, not a million assignments."""
+    values = list(arrays)
+    out = np.full((len(values), width), fill, dtype=float)
+    if not values:
+        return out
+    lengths = np.fromiter((len(v) for v in values), dtype=np.int64, count=len(values))
+    for length in np.unique(lengths):
+        rows = np.flatnonzero(lengths == length)
+        if length:
+            out[rows, :length] = np.concatenate([values[r] for r in rows]).astype(float).reshape(len(rows), int(length))
     return out
 
 
@@ -157,25 +164,31 @@ def pair_frame(model: pd.DataFrame, human: pd.DataFrame, *, contexts: str = "def
     width = int(max(max(len(d) for d in model["dist"]), max(len(s) for s in human["shares"])))
     M = _pad(model["dist"], width)
     H = _pad(human["shares"], width)
-    POS = _pad(human["positions"], width, np.nan)
-    REF = _pad(human["refusal"], width).astype(bool)
-    KM = np.array([len(d) for d in model["dist"]])
-    KH = np.array([len(s) for s in human["shares"]])
-    left = pd.DataFrame({"item_id": model["item_id"].to_numpy(), "m": np.arange(len(model))})
-    right = pd.DataFrame({"item_id": human["item_id"].to_numpy(), "h": np.arange(len(human))})
-    joined = left.merge(right, on="item_id", how="inner", sort=False)
-    im, ih = joined["m"].to_numpy(), joined["h"].to_numpy()
+    # Positions and refusal flags belong to the item: padded once per item, not once per group.
+    item_codes, item_names = pd.factorize(human["item_id"])
+    first = np.unique(item_codes, return_index=True)[1]
+    POS = _pad(human["positions"].to_numpy()[first], width, np.nan)[item_codes]
+    REF = _pad(human["refusal"].to_numpy()[first], width).astype(bool)[item_codes]
+    KM = np.fromiter((len(d) for d in model["dist"]), dtype=np.int64, count=len(model))
+    KH = np.fromiter((len(s) for s in human["shares"]), dtype=np.int64, count=len(human))
+    # A model frame with group_var / group_value (persona contexts with the group each one targets) is paired with
+    # those groups only; otherwise every model row meets every group asked its item.
+    if {"group_var", "group_value"} <= set(model.columns):
+        keys = ["item_id", "group_var", "group_value"]
+        left = pd.DataFrame({**{k: model[k].to_numpy() for k in keys}, "m": np.arange(len(model))})
+        right = pd.DataFrame({**{k: human[k].to_numpy() for k in keys}, "h": np.arange(len(human))})
+        joined = left.merge(right, on=keys, how="inner", sort=False)
+        im, ih = joined["m"].to_numpy(), joined["h"].to_numpy()
+    else:
+        im, ih = _item_join(model["item_id"], human["item_id"])
     same = KM[im] == KH[ih]  # a model distribution over other options than the human one is no pair
     im, ih = im[same], ih[same]
     P, Q, pos, ref = M[im], H[ih], POS[ih], REF[ih]
     mask = np.arange(width)[None, :] < KH[ih][:, None]
+    # Series.take keeps each column's dtype (Arrow strings are not rebuilt from Python objects row by row).
     out = pd.DataFrame({
-        "model": model["model"].to_numpy()[im],
-        "persona_id": model["persona_id"].to_numpy()[im],
-        "persona_style": model["persona_style"].to_numpy()[im],
-        "item_id": model["item_id"].to_numpy()[im],
-        "group_var": human["group_var"].to_numpy()[ih],
-        "group_value": human["group_value"].to_numpy()[ih],
+        **{c: model[c].take(im).reset_index(drop=True) for c in ("model", "persona_id", "persona_style", "item_id")},
+        **{c: human[c].take(ih).reset_index(drop=True) for c in ("group_var", "group_value")},
     })
     out["similarity"] = similarity(P, Q)
     out["jsd_bits"] = jsd_bits(P, Q)
@@ -187,6 +200,21 @@ def pair_frame(model: pd.DataFrame, human: pd.DataFrame, *, contexts: str = "def
     out["valid_mass"] = model["valid_mass"].to_numpy()[im] if "valid_mass" in model else np.nan
     out["m_row"], out["h_row"] = im, ih
     return out
+
+
+def _item_join(left: pd.Series, right: pd.Series) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Every (left row, right row) pair with the same item id, as two index arrays (a sort-based equi-join: the right
+    rows of an item are one contiguous run after sorting)."""
+    codes, _names = pd.factorize(pd.concat([left, right], ignore_index=True))
+    lc, rc = codes[: len(left)], codes[len(left):]
+    order = np.argsort(rc, kind="stable")
+    sorted_codes = rc[order]
+    start = np.searchsorted(sorted_codes, lc, side="left")
+    count = np.searchsorted(sorted_codes, lc, side="right") - start
+    im = np.repeat(np.arange(len(left)), count)
+    offsets = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
+    ih = order[np.repeat(start, count) + offsets]
+    return im.astype(np.int64), ih.astype(np.int64)
 
 
 # -- bootstrap over questions, shared by every column of a table ----------------------------------------------------
@@ -214,14 +242,21 @@ def _cis(reps: Array) -> tuple[Array, Array]:
     return low, high
 
 
+def _layout(pairs: pd.DataFrame, keys: list[str]) -> tuple[NDArray[np.int64], int, NDArray[np.int64], pd.DataFrame]:
+    """Where each pair goes in a questions × columns matrix (one column per distinct `keys` tuple, sorted): question
+    codes, number of questions, column codes, the columns' keys."""
+    codes_q, items = pd.factorize(pairs["item_id"], sort=True)
+    grouped = pairs.groupby(keys, sort=True, observed=True)
+    codes_c = grouped.ngroup().to_numpy()
+    column_keys = grouped.size().reset_index()[keys]
+    return codes_q, len(items), codes_c, column_keys
+
+
 def _matrix(pairs: pd.DataFrame, keys: list[str], value: str) -> tuple[pd.DataFrame, Array]:
     """Questions × columns (one column per distinct `keys` tuple) of `value`; NaN where a column's group was not asked
     the question. Returns (the columns' keys, the matrix)."""
-    codes_q, items = pd.factorize(pairs["item_id"], sort=True)
-    column_keys = pairs[keys].drop_duplicates().sort_values(keys, kind="stable").reset_index(drop=True)
-    index = pd.MultiIndex.from_frame(column_keys) if len(keys) > 1 else pd.Index(column_keys[keys[0]])
-    codes_c = index.get_indexer(pd.MultiIndex.from_frame(pairs[keys]) if len(keys) > 1 else pd.Index(pairs[keys[0]]))
-    matrix = np.full((len(items), len(column_keys)), np.nan)
+    codes_q, n_items, codes_c, column_keys = _layout(pairs, keys)
+    matrix = np.full((n_items, len(column_keys)), np.nan)
     matrix[codes_q, codes_c] = pairs[value].to_numpy(dtype=float)
     return column_keys, matrix
 
@@ -246,8 +281,10 @@ def _group_table(pairs: pd.DataFrame, keys: list[str], metrics: Sequence[str], *
     """Mean of each metric per `keys` with CIs over questions; n_questions counts the questions with a value of the
     first metric."""
     out: pd.DataFrame | None = None
+    codes_q, n_items, codes_c, column_keys = _layout(pairs, keys)
     for position, metric in enumerate(metrics):
-        column_keys, matrix = _matrix(pairs, keys, metric)
+        matrix = np.full((n_items, len(column_keys)), np.nan)
+        matrix[codes_q, codes_c] = pairs[metric].to_numpy(dtype=float)
         estimate, counts, reps = boot_means(matrix, n_boot=n_boot, seed=seed)
         low, high = _cis(reps)
         if out is None:
@@ -301,10 +338,16 @@ def reference_frame(human: pd.DataFrame, population: tuple[str, str] | None) -> 
         items = chosen["item_id"].to_numpy()
     else:
         label = POOLED
-        means = {item: np.mean(np.vstack(list(group["shares"])), axis=0)
-                 for item, group in human.groupby("item_id", sort=True) if len({len(s) for s in group["shares"]}) == 1}
-        items = np.array(list(means), dtype=object)
-        dists = list(means.values())
+        codes, names = pd.factorize(human["item_id"], sort=True)
+        lengths = np.fromiter((len(x) for x in human["shares"]), dtype=np.int64, count=len(human))
+        width = int(lengths.max()) if len(lengths) else 0
+        sums = _sum_rows(_pad(human["shares"], width), codes, len(names))
+        counts = np.bincount(codes, minlength=len(names))
+        by_item = pd.Series(lengths).groupby(codes)
+        k_min, k_max = by_item.min().to_numpy(), by_item.max().to_numpy()
+        same = k_min == k_max  # groups of one item over different option lists cannot be averaged
+        items = np.asarray(names, dtype=object)[same]
+        dists = [row[:k] for row, k in zip(sums[same] / counts[same][:, None], k_max[same])]
     frame = pd.DataFrame({"model": label, "persona_id": DEFAULT, "persona_style": DEFAULT, "item_id": items,
                           "dist": dists, "n_forms": 1, "valid_mass": np.nan})
     return frame, label
@@ -351,13 +394,17 @@ def steerability_table(model: pd.DataFrame, human: pd.DataFrame, personas: pd.Da
     targets = persona_targets(personas)
     if targets.empty:
         return pd.DataFrame()
-    pairs = pair_frame(model, human, contexts="all")
-    if pairs.empty:
+    # Each persona context meets only the groups it stands for; the default context meets every target group.
+    targeted = human.merge(targets[["group_var", "group_value"]].drop_duplicates(), on=["group_var", "group_value"])
+    default = pair_frame(model, targeted, contexts="default")
+    persona_rows = model[model["persona_id"] != DEFAULT].merge(targets, on="persona_id", how="inner")
+    steered = pair_frame(persona_rows, human, contexts="all") if not persona_rows.empty else pd.DataFrame()
+    if default.empty or steered.empty:
         return pd.DataFrame()
-    pairs["value"] = (1.0 - pairs["wd"]) if metric == "representativeness" else pairs["similarity"]
-    pairs = pairs[np.isfinite(pairs["value"])]
-    default = pairs[(pairs["persona_id"] == DEFAULT) & (pairs["persona_style"] == DEFAULT)]
-    steered = pairs.merge(targets, on=["persona_id", "group_var", "group_value"], how="inner")
+    for frame in (default, steered):
+        frame["value"] = (1.0 - frame["wd"]) if metric == "representativeness" else frame["similarity"]
+    default = default[np.isfinite(default["value"])]
+    steered = steered[np.isfinite(steered["value"])]
     if default.empty or steered.empty:
         return pd.DataFrame()
     keys = ["model", "group_var", "group_value"]
@@ -440,58 +487,103 @@ def _entropy_nat(P: Array) -> Array:
         return -np.where(P > 0, P * np.log(np.where(P > 0, P, 1.0)), 0.0).sum(axis=-1)
 
 
+def _sum_rows(values: Array, codes: NDArray[np.int64], size: int) -> Array:
+    """Row sums of `values` per code (size × columns): one bincount per column (np.add.at is far slower)."""
+    return np.column_stack([np.bincount(codes, weights=values[:, j], minlength=size) for j in range(values.shape[1])]) \
+        if values.shape[1] else np.zeros((size, 0))
+
+
 def diversity_items(model: pd.DataFrame, human: pd.DataFrame, *, tau: float = CORRECT_ANSWER_TAU) -> pd.DataFrame:
     """Per model × item, over every context of the model (default and personas; each a distribution that already
     pools samples and forms): the pooled distribution's modal share and entropy / log k, the variance of the answer
     position under it, the variance across contexts of the expected position (between-persona), the human
-    between-group variance of the groups' mean positions and the population's within variance, their ratios, and the
-    "correct answer" flag (model modal share ≥ τ where no human group's reaches τ)."""
-    model = model[[d is not None for d in model["dist"]]]
+    between-group variance of the groups' mean positions and the pooled groups' within variance, their ratios, and
+    the "correct answer" flag (model modal share ≥ τ where no human group's reaches τ). Variances are population
+    variances (ddof 0); positions as in representativeness (refusals off the scale, renormalised)."""
+    model = model[[d is not None for d in model["dist"]]].reset_index(drop=True)
     if model.empty or human.empty:
         return pd.DataFrame()
-    info = {}
-    for item, group in human.groupby("item_id", sort=False):
-        shares = np.vstack([np.asarray(s, dtype=float) for s in group["shares"]]) if len({len(s) for s in group["shares"]}) == 1 else None
-        if shares is None:
-            continue
-        positions = np.asarray(group["positions"].iloc[0], dtype=float)
-        info[item] = (shares, positions)
-    rows = []
-    for (model_name, item), block in model.groupby(["model", "item_id"], sort=True):
-        if item not in info:
-            continue
-        shares, positions = info[item]
-        dists = np.vstack([np.asarray(d, dtype=float) for d in block["dist"]])
-        if dists.shape[1] != shares.shape[1]:
-            continue
-        pooled = dists.mean(axis=0)
-        k = pooled.size
-        on = np.isfinite(positions)
-        row: dict[str, Any] = {"model": model_name, "item_id": item, "n_contexts": int(len(dists)), "n_groups": int(len(shares)),
-                               "modal_share": float(pooled.max()), "normalised_entropy": float(_entropy_nat(pooled) / np.log(k)),
-                               "human_max_modal_share": float(shares.max(axis=1).max())}
-        row["correct_answer"] = bool(row["modal_share"] >= tau and row["human_max_modal_share"] < tau)
-        if on.sum() >= 2 and np.ptp(positions[on]) > 0:
-            x = positions[on]
+    human = human.reset_index(drop=True)
+    item_index = pd.Index(sorted(set(human["item_id"]) & set(model["item_id"])))
+    if item_index.empty:
+        return pd.DataFrame()
+    human = human[human["item_id"].isin(item_index)].reset_index(drop=True)
+    h_item = item_index.get_indexer(human["item_id"])
+    k_item = np.zeros(len(item_index), dtype=np.int64)
+    k_item[h_item] = np.fromiter((len(x) for x in human["shares"]), dtype=np.int64, count=len(human))
+    width = int(k_item.max())
+    H = _pad(human["shares"], width)
+    first = np.unique(h_item, return_index=True)[1]  # positions belong to the item: one row per item
+    POS = np.full((len(item_index), width), np.nan)
+    POS[h_item[first]] = _pad(human["positions"].to_numpy()[first], width, np.nan)
+    on = np.isfinite(POS)
+    x = np.where(on, POS, 0.0)
+    n_items = len(item_index)
 
-            def moments(D: Array) -> tuple[Array, Array]:
-                w = D[..., on]
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    w = w / w.sum(axis=-1, keepdims=True)
-                mean = (w * x).sum(axis=-1)
-                return mean, (w * (x - mean[..., None]) ** 2).sum(axis=-1)
+    def moments(D: Array, rows: NDArray[np.int64]) -> tuple[Array, Array]:
+        """Mean and variance of the position under each row's distribution over its item's scale."""
+        w = np.where(on[rows], D, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            w = w / w.sum(axis=1, keepdims=True)
+            mean = (w * x[rows]).sum(axis=1)
+            var = (w * (x[rows] - mean[:, None]) ** 2).sum(axis=1)
+        return mean, var
 
-            p_mean, p_var = moments(pooled)
-            c_means, _ = moments(dists)
-            g_means, _ = moments(shares)
-            h_mean, h_var = moments(shares.mean(axis=0))
-            row.update({"model_position_var": float(p_var), "model_between_context_var": float(np.var(c_means)),
-                        "human_between_group_var": float(np.var(g_means)), "human_within_var": float(h_var)})
-            with np.errstate(invalid="ignore", divide="ignore"):
-                row["variance_ratio"] = row["model_between_context_var"] / row["human_between_group_var"] if row["human_between_group_var"] > 0 else np.nan
-                row["total_variance_ratio"] = row["model_position_var"] / row["human_within_var"] if row["human_within_var"] > 0 else np.nan
-        rows.append(row)
-    return pd.DataFrame(rows)
+    def per_item(values: Array, codes: NDArray[np.int64], size: int) -> tuple[Array, Array, Array]:
+        """Sum, sum of squares and count of `values` per code (NaN left out)."""
+        ok = np.isfinite(values)
+        total = np.bincount(codes[ok], weights=values[ok], minlength=size)
+        squares = np.bincount(codes[ok], weights=values[ok] ** 2, minlength=size)
+        return total, squares, np.bincount(codes[ok], minlength=size).astype(float)
+
+    n_groups = np.bincount(h_item, minlength=n_items)
+    human_max = pd.Series(H.max(axis=1)).groupby(h_item).max().reindex(range(n_items)).to_numpy()
+    h_sum = _sum_rows(H, h_item, n_items)
+    h_pooled = h_sum / np.maximum(n_groups, 1)[:, None]
+    g_mean, _ = moments(H, h_item)
+    s1, s2, cnt = per_item(g_mean, h_item, n_items)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        human_between = np.where(cnt > 0, s2 / cnt - (s1 / cnt) ** 2, np.nan)
+    _, human_within = moments(h_pooled, np.arange(n_items))
+
+    m_item = item_index.get_indexer(model["item_id"])
+    keep = (m_item >= 0) & (np.array([len(d) for d in model["dist"]]) == k_item[np.maximum(m_item, 0)])
+    model = model[keep].reset_index(drop=True)
+    m_item = m_item[keep]
+    M = _pad(model["dist"], width)
+    codes, cells = pd.factorize(pd.MultiIndex.from_arrays([model["model"], m_item]), sort=True)
+    n_cells = len(cells)
+    cell_item = np.asarray(cells.get_level_values(1), dtype=np.int64)
+    n_contexts = np.bincount(codes, minlength=n_cells)
+    m_sum = _sum_rows(M, codes, n_cells)
+    pooled = m_sum / n_contexts[:, None]
+    c_mean, _ = moments(M, m_item)
+    t1, t2, tc = per_item(c_mean, codes, n_cells)
+    _, pooled_var = moments(pooled, cell_item)
+    valid = np.arange(width)[None, :] < k_item[cell_item][:, None]
+    entropy_nat = -np.where(pooled > 0, pooled * np.log(np.where(pooled > 0, pooled, 1.0)), 0.0).sum(axis=1)
+    scale = (on[cell_item].sum(axis=1) >= 2) & (np.nanmax(np.where(on[cell_item], POS[cell_item], -np.inf), axis=1)
+                                                > np.nanmin(np.where(on[cell_item], POS[cell_item], np.inf), axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        between = np.where(tc > 0, t2 / tc - (t1 / tc) ** 2, np.nan)
+        hb, hw = human_between[cell_item], human_within[cell_item]
+        out = pd.DataFrame({
+            "model": np.asarray(cells.get_level_values(0)), "item_id": np.asarray(item_index)[cell_item],
+            "n_contexts": n_contexts, "n_groups": n_groups[cell_item],
+            "modal_share": np.where(valid, pooled, -np.inf).max(axis=1),
+            "normalised_entropy": entropy_nat / np.log(k_item[cell_item]),
+            "human_max_modal_share": human_max[cell_item],
+            "model_position_var": np.where(scale, pooled_var, np.nan),
+            "model_between_context_var": np.where(scale, np.clip(between, 0.0, None), np.nan),
+            "human_between_group_var": np.where(scale, np.clip(hb, 0.0, None), np.nan),
+            "human_within_var": np.where(scale, hw, np.nan),
+        })
+        out["variance_ratio"] = np.where(out["human_between_group_var"] > 0,
+                                         out["model_between_context_var"] / out["human_between_group_var"], np.nan)
+        out["total_variance_ratio"] = np.where(out["human_within_var"] > 0,
+                                               out["model_position_var"] / out["human_within_var"], np.nan)
+    out["correct_answer"] = (out["modal_share"] >= tau) & (out["human_max_modal_share"] < tau)
+    return out
 
 
 def diversity_table(items: pd.DataFrame, *, tau: float = CORRECT_ANSWER_TAU, n_boot: int = DEFAULT_RESAMPLES,
@@ -527,9 +619,11 @@ def items_table(pairs: pd.DataFrame, model: pd.DataFrame, human: pd.DataFrame, t
     out = pairs.drop(columns=["persona_id", "persona_style"]).copy()
     out.insert(2, "question", out["item_id"].map(texts).fillna(""))
     out["representativeness"] = 1.0 - out["wd"]
-    out["model_dist"] = [list(map(float, defaults["dist"].iloc[m])) for m in out["m_row"]]
-    out["human_dist"] = [list(map(float, human["shares"].iloc[h])) for h in out["h_row"]]
-    out["options"] = [list(human["options"].iloc[h]) if "options" in human else [] for h in out["h_row"]]
+    dists, shares = defaults["dist"].to_numpy(), human["shares"].to_numpy()
+    out["model_dist"] = [np.asarray(dists[m], dtype=float).tolist() for m in out["m_row"].to_numpy()]
+    out["human_dist"] = [np.asarray(shares[h], dtype=float).tolist() for h in out["h_row"].to_numpy()]
+    options = human["options"].to_numpy() if "options" in human else None
+    out["options"] = list(options[out["h_row"].to_numpy()]) if options is not None else [[] for _ in range(len(out))]
     return out.drop(columns=["m_row", "h_row", "wd"]).sort_values(["model", "similarity"], kind="stable").reset_index(drop=True)
 
 
