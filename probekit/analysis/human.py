@@ -532,8 +532,8 @@ def diversity_items(model: pd.DataFrame, human: pd.DataFrame, *, tau: float = CO
     def per_item(values: Array, codes: NDArray[np.int64], size: int) -> tuple[Array, Array, Array]:
         """Sum, sum of squares and count of `values` per code (NaN left out)."""
         ok = np.isfinite(values)
-        total = np.bincount(codes[ok], weights=values[ok], minlength=size)
-        squares = np.bincount(codes[ok], weights=values[ok] ** 2, minlength=size)
+        total = np.bincount(codes[ok], weights=values[ok], minlength=size).astype(float)
+        squares = np.bincount(codes[ok], weights=values[ok] ** 2, minlength=size).astype(float)
         return total, squares, np.bincount(codes[ok], minlength=size).astype(float)
 
     n_groups = np.bincount(h_item, minlength=n_items)
