@@ -119,3 +119,20 @@ def test_steerability_and_diversity_read_the_persona_axis(tmp_path: Path) -> Non
         assert sim.loc[country, "rep_best"] == pytest.approx(best[country], abs=1e-9)
     diversity = tables["human_diversity"].iloc[0]
     assert diversity["n_contexts"] == 10  # the default context and 3 personas x 3 styles
+
+
+def test_snapshots_compute_the_human_tables_per_run(tmp_path: Path) -> None:
+    """The snapshot axis takes the registered tables as they are: per-run similarity per country, which a new
+    model version's change is read against (docs/human-alignment.md)."""
+    import probekit
+    from probekit.analysis.snapshots import analyze_snapshots
+
+    spec = write_survey(tmp_path / "spec")
+    store = tmp_path / "store.duckdb"
+    for seed in (1, 2):
+        probekit.run([spec], store=store, models=["fake:a"], new_run=True, seed=seed)
+    tables = analyze_snapshots(store, survey="htest", model="fake:a", by="run", tables=["human_similarity"],
+                               n_boot=50)
+    frame = tables["human_similarity"]
+    assert frame["snapshot"].nunique() == 2
+    assert set(frame["group_value"]) == {"Germany", "Japan", "Peru"} and len(frame) == 6
