@@ -38,7 +38,8 @@ from probekit.store.store import DEFAULT_STORE, Store
 EXPORT_FORMAT = "probekit-export"
 EXPORT_FORMAT_VERSION = 1
 FORMATS = ("parquet", "csv", "jsonl")
-STORE_TABLES = ("runs", "models", "surveys", "items", "trials", "run_trials", "results", "position_priors")
+STORE_TABLES = ("runs", "models", "surveys", "items", "trials", "run_trials", "results", "position_priors",
+                "human_distributions")
 """The store tables an export can hold (`tables="all"`: every one). Other tables (e.g. the tracking scheduler's
 state) belong to their store and are not exported."""
 REQUIRED_FOR_IMPORT = ("runs", "models", "surveys", "items", "trials", "run_trials", "results")
@@ -49,6 +50,7 @@ SORT_KEYS = {
     "items": ["survey_id", "survey_hash", "item_id"], "trials": ["survey_id", "item_id", "trial_id"],
     "run_trials": ["run_id", "trial_id"], "results": ["run_id", "model", "trial_id", "sample_index"],
     "position_priors": ["run_id", "model", "survey_id", "reasoning", "n_options"],
+    "human_distributions": ["survey_id", "survey_hash", "item_id", "group_var", "group_value"],
 }
 ENCODING = {
     "parquet": "Store types kept: lists as Parquet lists, timestamps as UTC timestamps (microseconds); JSON "
@@ -109,6 +111,7 @@ _TABLE_SQL = {
     "run_trials": f"SELECT * FROM run_trials WHERE {_IN_RUNS} AND {_SURVEY_OF_TRIAL}",
     "results": f"SELECT * FROM results WHERE {_IN_RUNS} AND {_MODEL} AND {_SURVEY_OF_TRIAL}",
     "position_priors": f"SELECT * FROM position_priors WHERE {_IN_RUNS} AND {_MODEL} AND {_SURVEY}",
+    "human_distributions": f"SELECT * FROM human_distributions WHERE survey_hash IN ({_HASHES})",
 }
 _RESULTS_WITH_SURVEY = (
     "SELECT r.*, t.survey_id FROM results r LEFT JOIN trials t USING (trial_id) "

@@ -104,6 +104,7 @@ def _scope_sql(table: str, runs: list[str]) -> str:
         "trials": f"SELECT * FROM {{db}}.trials WHERE trial_id IN ({trials})",
         "surveys": f"SELECT * FROM {{db}}.surveys WHERE survey_hash IN ({hashes})",
         "items": f"SELECT * FROM {{db}}.items WHERE survey_hash IN ({hashes})",
+        "human_distributions": f"SELECT * FROM {{db}}.human_distributions WHERE survey_hash IN ({hashes})",
     }.get(table, f"SELECT * FROM {{db}}.{table} WHERE {in_runs}")
 
 
@@ -270,7 +271,8 @@ import duckdb, pandas as pd, pyarrow.parquet as pq
 
 flat, parts = sys.argv[1], sys.argv[2]
 out = {"pandas": {}, "duckdb": {}, "partitioned": {}}
-for table in ("runs", "models", "surveys", "items", "trials", "run_trials", "results", "position_priors"):
+for table in ("runs", "models", "surveys", "items", "trials", "run_trials", "results", "position_priors",
+              "human_distributions"):
     out["pandas"][table] = len(pd.read_parquet(f"{flat}/{table}.parquet"))
     out["duckdb"][table] = duckdb.sql(f"SELECT count(*) FROM read_parquet('{flat}/{table}.parquet')").fetchall()[0][0]
 frame = pd.read_parquet(f"{flat}/results.parquet")

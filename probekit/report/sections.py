@@ -373,6 +373,12 @@ def drift(data: ReportData, palette: Palette) -> list[Part]:
     return parts
 
 
+def _human(data: ReportData, palette: Palette) -> list[Part]:
+    from probekit.report.human import human_parts  # its own module (docs/human-alignment.md)
+
+    return human_parts(data, palette)
+
+
 SECTIONS: list[tuple[str, str, str, Callable[[ReportData, Palette], list[Part]], str]] = [
     ("summary", "Run summary", "What ran: models and their resolved versions, trials, answer rates, tokens and cost.",
      summary, "no results in scope"),
@@ -384,6 +390,9 @@ SECTIONS: list[tuple[str, str, str, Callable[[ReportData, Palette], list[Part]],
      "(Gupta et al. 2024).", personality, "no personality inventory in scope"),
     ("pobs", "Opinions (POBs)", "Non-neutrality, topical consistency and reliability of opinions (Kour et al. 2025).", pobs,
      "no POBs-style survey in scope"),
+    ("human", "Whose opinions?", "Model answers against human groups' answer distributions: similarity per group, "
+     "representativeness, steering with personas (Durmus et al. 2023; Santurkar et al. 2023).", _human,
+     "no survey with human reference distributions in scope"),
     ("selection", "Selection bias", "Which displayed position a model picks regardless of content, RStd against the gold "
      "answers, and the PriDe prior (Zheng et al. 2024).", selection, "no survey shown in several option orders"),
     ("judges", "Judges", "LLM judges: position consistency and fairness, and self-preference beyond quality (DBG).", judges,

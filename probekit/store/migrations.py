@@ -309,6 +309,26 @@ MIGRATIONS: list[Migration] = [
         """,
     ),
     Migration(
+        9,
+        "human reference distributions",
+        """
+        -- Human answer distributions per item x group (docs/human-alignment.md): what the human-alignment tables compare
+        -- a model's answers with. Written with the survey spec (once per content hash), shares checked on load.
+        CREATE TABLE human_distributions (
+            survey_hash VARCHAR NOT NULL,
+            survey_id VARCHAR NOT NULL,
+            item_id VARCHAR NOT NULL,
+            group_var VARCHAR NOT NULL,          -- group variable: country, age, sex ... (overall for the whole population)
+            group_value VARCHAR NOT NULL,        -- the group: Germany, 25-44, female ... (all for the whole population)
+            shares DOUBLE[] NOT NULL,            -- canonical option order, sums to 1 (renormalised on load)
+            n DOUBLE,                            -- respondents (or the survey's human.n_kind); NULL when not given
+            option_positions DOUBLE[],           -- the item's ordinal positions (NULL entries: off the scale, e.g. refusals)
+            option_refusal BOOLEAN[],            -- the item's refusal options ("Refused", "Don't know")
+            PRIMARY KEY (survey_hash, item_id, group_var, group_value)
+        );
+        """,
+    ),
+    Migration(
         10,
         "personas as an axis of trials",
         """

@@ -134,6 +134,10 @@ class StoreRecorder:
         if survey.personas is not None:  # its personas (docs/personas.md), once per content hash
             self.store.register_personas(persona_rows(survey.id, survey_hash, survey.personas))
         self.store.register_survey(survey_hash, survey, path, item_rows(survey, survey_hash))
+        if any(item.human for item in survey.items):  # human reference distributions (probekit.store.human)
+            from probekit.store.human import record_human
+
+            record_human(self.store, survey, survey_hash)
 
     def record_trials(self, run_id: str, survey_hash: str, trials: Sequence[Trial]) -> None:
         self.store.add_trials(run_id, survey_hash, trial_rows(trials))

@@ -232,12 +232,18 @@ def survey_from_yaml(doc: YamlDocument) -> Survey:
         survey = survey.model_copy(update={"personas": personas})
     problems.extend(analysis_problems(survey.analyses, shown, locate))
     item_lines = _item_lines(doc, len(survey.items))
+    n_inline = len(survey.items)
     if survey.items_file:
         file_items, file_lines, file_problems = _load_items_file(Path(shown), survey.items_file, locate.line(["items_file"]))
         problems.extend(file_problems)
         item_lines.extend(file_lines)
         survey = survey.model_copy(update={"items": [*survey.items, *file_items]})
     problems.extend(check_survey(survey, shown, item_lines, locate))
+    if not problems and (survey.human is not None or any(item.human for item in survey.items)):
+        from probekit.survey.human import attach_human  # human reference distributions (docs/human-alignment.md)
+
+        survey, human_problems = attach_human(survey, shown, locate, item_lines, n_inline)
+        problems.extend(human_problems)
     if problems:
         raise SpecError(problems)
     return survey

@@ -60,6 +60,44 @@ class Option(Strict):
     """True for an explicit 'Refused'/'no answer' option."""
     meta: dict[str, Any] = Field(default_factory=dict)
     """Free-form metadata (e.g. rule-violation labels of a dilemma action)."""
+    position: float | None = Field(default=None, exclude_if=lambda value: value is None)
+    """Ordinal position on the item's answer scale (OpinionQA; may be non-integer, e.g. 1.5 for a middle answer
+    listed last); None for options off the scale (refusals, nominal items). Left out of the stored spec when None,
+    so adding this field changed no other survey's content hash."""
+
+
+class HumanGroup(Strict):
+    """One human group's answer distribution over an item's options (survey weights already applied)."""
+
+    shares: list[float] | dict[str, float]
+    """Share of each option: a list in the item's canonical option order, or a mapping option id (or text) -> share
+    (options left out have share 0). Must sum to 1 within the survey's `human.tolerance`; stored renormalised."""
+    n: float | None = None
+    """Respondents behind the shares (or what `human.n_kind` says, e.g. a weighted population estimate)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shares_only(cls, value: Any) -> Any:
+        # Shorthand: `Germany: [0.2, 0.8]` is `Germany: {shares: [0.2, 0.8]}`.
+        return {"shares": value} if isinstance(value, (list, tuple)) else value
+
+
+class HumanReference(Strict):
+    """Where a survey's human answer distributions come from and how they are checked (docs/human-alignment.md)."""
+
+    file: str | None = None
+    """Sidecar table (CSV or Parquet; relative to the survey file) with columns question_id, group_var, group,
+    option (id or text), share and optionally n: one row per question x group x option."""
+    groups: dict[str, list[str]] = Field(default_factory=dict)
+    """The groups each group variable may name (e.g. country: [Germany, Japan]); when given, any other group is an
+    error. Empty: every group the data name is accepted."""
+    population: str | None = None
+    """`group_var:group` of the whole population (e.g. `overall:all`): the reference of the human baselines (each
+    group against the population). None: the baselines use the mean over the groups asked each question."""
+    tolerance: float = Field(default=0.01, gt=0, lt=0.5)
+    """How far a group's shares may sum from 1 (rounding in published tables) before the load is refused."""
+    n_kind: str = "respondents"
+    """What `n` counts: respondents, or e.g. weighted_population_estimate (NTIA)."""
 
 
 class Turn(Strict):
@@ -121,6 +159,9 @@ class Item(Strict):
     """+1 or -1: reverse-keyed items are scored (k+1)-r (likert)."""
     meta: dict[str, Any] = Field(default_factory=dict)
     """Free-form metadata (domain, facet, axis, topic, rule labels ...)."""
+    human: dict[str, dict[str, HumanGroup]] = Field(default_factory=dict, exclude_if=lambda value: not value)
+    """Human answer distributions: group variable (country, age ...) -> group -> shares over this item's options
+    (docs/human-alignment.md). Left out of the stored spec when empty."""
 
 
 class Permutations(Strict):
@@ -247,6 +288,9 @@ class Survey(Strict):
     pairwise: Pairwise | None = None
     """Judging settings of a `pairwise` survey (ignored by the other kinds; None: the defaults). Left out
     of the stored spec when None, so adding this field changed no other survey's content hash."""
+    human: HumanReference | None = Field(default=None, exclude_if=lambda value: value is None)
+    """Human reference distributions: sidecar file, declared groups, population, tolerance (items may also carry
+    them inline under `human:`). Left out of the stored spec when None."""
     analyses: list[str] = Field(default_factory=list)
     """Tables `probekit analyze` shows by default (names from the analysis registry, checked at load
     time; docs/analysis.md lists them). Empty: every table that applies to the survey."""
