@@ -37,6 +37,9 @@ th, td { padding: 3px 9px; border-bottom: 1px solid var(--rule); text-align: lef
 th { background: var(--band); font-weight: 600; position: sticky; top: 0; }
 td.num { text-align: right; }
 tbody tr:hover { background: #fbf6e9; }
+tr.flagged td { color: #8a8a8a; background: repeating-linear-gradient(135deg, #fff, #fff 6px, #f3f3f3 6px, #f3f3f3 12px); }
+tr.flagged td:last-child { color: #b35900; }
+figure.flagged figcaption .flag { color: #b35900; }
 .note { font-size: 12px; color: var(--muted); margin: 2px 0 12px; max-width: 110ch; }
 details { margin: 8px 0 14px; }
 summary { cursor: pointer; color: var(--accent); font-weight: 600; font-size: 14px; }
@@ -59,9 +62,11 @@ def table_html(table: Table) -> str:
     head = "".join(f"<th scope=\"col\">{escape(str(c))}</th>" for c in table.frame.columns)
     numeric = table.numeric or [False] * len(table.frame.columns)
     cells = ('<td class="num">', "<td>")
+    flagged = table.flagged or [False] * len(table.frame)
     body = "\n".join(
-        "<tr>" + "".join(f"{cells[0] if num else cells[1]}{escape(str(v))}</td>" for v, num in zip(row, numeric)) + "</tr>"
-        for row in table.frame.itertuples(index=False))
+        ('<tr class="flagged">' if bad else "<tr>")
+        + "".join(f"{cells[0] if num else cells[1]}{escape(str(v))}</td>" for v, num in zip(row, numeric)) + "</tr>"
+        for row, bad in zip(table.frame.itertuples(index=False), flagged))
     source = f' data-table="{escape(table.source)}"' if table.source else ""
     html = (f'<div class="table-wrap"><table{source}><caption class="sr-only">{escape(table.title)}</caption>'
             f"<thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table></div>")
@@ -80,8 +85,9 @@ def _part_html(section: Section, part: Part, counter: list[int]) -> str:
     for figure in part.figures:
         counter[0] += 1
         svg = scope_ids(figure.svg, f"f{counter[0]}-")
-        out.append(f'<figure class="plot" data-plot="{escape(figure.key)}" id="fig-{counter[0]}">'
-                   f"<figcaption><strong>Figure {counter[0]}. {escape(figure.title)}.</strong> {escape(figure.caption)} "
+        flag = f' <span class="flag">{escape(figure.flag_note)}</span>' if figure.flag_note else ""
+        out.append(f'<figure class="plot{" flagged" if figure.flag_note else ""}" data-plot="{escape(figure.key)}" id="fig-{counter[0]}">'
+                   f"<figcaption><strong>Figure {counter[0]}. {escape(figure.title)}.</strong> {escape(figure.caption)}{flag} "
                    f"{'Hover a mark for its exact values.' if figure.n_tips else 'The numbers are in the tables below.'}"
                    f"</figcaption>{svg}</figure>")
     for note in part.notes:
@@ -165,7 +171,8 @@ def markdown(report: Report) -> str:
                 out += [f"### {part.title}", ""]
             for figure in part.figures:
                 counter += 1
-                out += [f"*Figure {counter}. {figure.title}* (in the HTML report): {figure.caption}", ""]
+                out += [f"*Figure {counter}. {figure.title}* (in the HTML report): {figure.caption}"
+                        + (f" {figure.flag_note}" if figure.flag_note else ""), ""]
             out += [*part.notes, ""] if part.notes else []
             for table in part.tables:
                 out += [table_markdown(table), ""]
