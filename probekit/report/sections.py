@@ -373,7 +373,9 @@ def judges(data: ReportData, palette: Palette) -> list[Part]:
         tables = _keep(
             _table(data, scope, "judge_position", "Position consistency and fairness",
                    columns=["judge", "template_id", "reasoning", "n_pairs", "n_questions", "pc", "consistent", "primacy", "recency",
-                            "pf", "tie_rate", "n_incomplete"], rename={"pc": "PC", "pf": "PF"}),
+                            "pf", "pf_strict", "tie_rate", "n_incomplete"], rename={"pc": "PC", "pf": "PF", "pf_strict": "PF, strict"},
+                   note="primacy / recency and PF as Shi et al.'s script counts them (a tie in one order and the first- / "
+                        "second-shown answer in the other counts); PF, strict: probekit's variant that sets those pairs apart."),
             _table(data, scope, "judge_self_preference", "Self-preference: WR_self, WR_gold, DBG",
                    columns=["judge", "template_id", "reasoning", "n_pairs", "n_gold", "wr_self_all", "wr_self", "wr_gold", "dbg",
                             "eo_bias", "gold"],
