@@ -77,6 +77,8 @@ FLAGS: dict[str, Flag] = {f.code: f for f in (
     Flag("no_decided_gold", "no pair has a gold verdict other than a tie in both directions: equal-opportunity bias "
                             "is undefined"),
     Flag("one_repetition", "fewer than two repetitions per question: reliability is undefined"),
+    Flag("skipped_rows", "the import behind these results skipped bad rows (--skip-bad): the figures cover fewer answers "
+                         "than the source holds"),
 )}
 
 
@@ -118,7 +120,7 @@ def apply(name: str, table: pd.DataFrame, ctx: AnalysisContext) -> pd.DataFrame:
     """`table` with its `flags` column: the codes of every failed precondition, in catalogue order."""
     found: list[set[str]] = [set() for _ in range(len(table))]
     if len(table):
-        for check in [*_CHECKS.get(name, []), _label_mass]:
+        for check in [*_CHECKS.get(name, []), _label_mass, _skipped_rows]:
             for code, mask in check(table, ctx).items():
                 for i in np.flatnonzero(np.asarray(mask, dtype=bool)):
                     found[i].add(code)
@@ -176,6 +178,27 @@ def _label_mass(table: pd.DataFrame, ctx: AnalysisContext) -> dict[str, np.ndarr
         per_model = mass.groupby("model")["label_mass"].mean().to_dict()
         values = np.array([per_model.get(m, np.nan) for m in table[column]], dtype=float)
     return {"low_label_mass": np.isfinite(values) & (values < th.min_label_mass)}
+
+
+def _skipped_rows(table: pd.DataFrame, ctx: AnalysisContext) -> dict[str, np.ndarray]:
+    """Every row, when an import in scope skipped bad rows (`probekit import --skip-bad`): a reliability or a mean
+    over fewer topics than the source holds must not pass for the whole."""
+    if "quality_skipped" not in ctx._cache:
+        import json
+
+        skipped = 0
+        try:
+            where = "" if not ctx.run_ids else f" AND run_id IN ({', '.join('?' for _ in ctx.run_ids)})"
+            configs = ctx.store.query(
+                "SELECT config FROM runs WHERE run_id IN (SELECT DISTINCT r.run_id FROM results r JOIN trials t "
+                f"USING (trial_id) WHERE t.survey_id = ?){where}", [ctx.info.survey_id, *(ctx.run_ids or [])])
+            for text in configs["config"]:
+                config = json.loads(text) if isinstance(text, str) else dict(text or {})
+                skipped += int((config.get("import") or {}).get("skipped") or 0)
+        except Exception:  # noqa: BLE001 - a store without configs: nothing known to be skipped
+            skipped = 0
+        ctx._cache["quality_skipped"] = skipped  # type: ignore[assignment]
+    return {"skipped_rows": np.full(len(table), bool(ctx._cache["quality_skipped"]))}
 
 
 # -- helpers for the per-table checks ---------------------------------------------------------------------
