@@ -39,7 +39,7 @@ td.num { text-align: right; }
 tbody tr:hover { background: #fbf6e9; }
 tr.flagged td { color: #8a8a8a; background: repeating-linear-gradient(135deg, #fff, #fff 6px, #f3f3f3 6px, #f3f3f3 12px); }
 tr.flagged td:last-child { color: #b35900; }
-figure.flagged figcaption .flag { color: #b35900; }
+figure[data-flagged] figcaption .flag { color: #b35900; }
 .note { font-size: 12px; color: var(--muted); margin: 2px 0 12px; max-width: 110ch; }
 details { margin: 8px 0 14px; }
 summary { cursor: pointer; color: var(--accent); font-weight: 600; font-size: 14px; }
@@ -86,7 +86,7 @@ def _part_html(section: Section, part: Part, counter: list[int]) -> str:
         counter[0] += 1
         svg = scope_ids(figure.svg, f"f{counter[0]}-")
         flag = f' <span class="flag">{escape(figure.flag_note)}</span>' if figure.flag_note else ""
-        out.append(f'<figure class="plot{" flagged" if figure.flag_note else ""}" data-plot="{escape(figure.key)}" id="fig-{counter[0]}">'
+        out.append(f'<figure class="plot" data-plot="{escape(figure.key)}"{" data-flagged" if figure.flag_note else ""} id="fig-{counter[0]}">'
                    f"<figcaption><strong>Figure {counter[0]}. {escape(figure.title)}.</strong> {escape(figure.caption)}{flag} "
                    f"{'Hover a mark for its exact values.' if figure.n_tips else 'The numbers are in the tables below.'}"
                    f"</figcaption>{svg}</figure>")
