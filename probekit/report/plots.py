@@ -466,7 +466,7 @@ def compass_plane(pct: pd.DataFrame, palette: Palette) -> Figure | None:
                           f"{group['economic'].min():.2f} … {group['economic'].max():.2f}, social {group['social'].min():.2f} … "
                           f"{group['social'].max():.2f}")
             k = palette.models.index(model)
-            caveat = f" — flagged: {group['flags'].iloc[0]}" if all_flagged else ""
+            caveat = " (flagged)" if all_flagged else ""  # the codes are in the tooltips and the caption: short here
             ax.annotate(f"{model} ({cx:.1f}, {cy:.1f}){caveat}", (cx, cy), xytext=(10, 8 - 13 * k), textcoords="offset points",
                         fontsize=8, fontweight="bold", color="#8a5a00" if all_flagged else "black")
         from matplotlib.lines import Line2D
@@ -519,8 +519,10 @@ def trait_profiles(traits: pd.DataFrame, palette: Palette, scale: tuple[float, f
                     x = np.array([order.index(t) for t in mine.index]) + (k - (len(models) - 1) / 2) * 0.12
                     y = mine["score"].to_numpy(dtype=float)
                     err = _err(mine.reset_index(drop=True), "score")
+                    faded = all(is_flagged(r) for r in mine.to_dict("records"))  # not findings: drawn faded, open
                     ax.errorbar(x, y, yerr=err, color=palette.colour(model), marker=palette.marker(model), markersize=4,
-                                capsize=2, linewidth=1, label=model if (i, j) == (0, 0) else None)
+                                capsize=2, linewidth=1, label=model if (i, j) == (0, 0) else None, alpha=0.45 if faded else 1.0,
+                                markerfacecolor="none" if faded else palette.colour(model))
                     for xi, trait, row in zip(x, mine.index, mine.to_dict("records")):
                         (mark,) = ax.plot([xi], [row["score"]], linestyle="none", marker=palette.marker(model), markersize=6,
                                           color=palette.colour(model), alpha=0.01)
@@ -687,7 +689,7 @@ def self_preference(selfpref: pd.DataFrame, palette: Palette) -> Figure | None:
             c.tip(container.lines[0], f"judge {judge} · {row.get('template_id')}: WR_self {_ci_text(row, 'wr_self', 1)}, WR_gold "
                                       f"{_ci_text(row, 'wr_gold', 1)}, DBG {_ci_text(row, 'dbg', 1)} pp; {row.get('n_gold')} pairs "
                                       f"with gold of {row.get('n_pairs')}" + _flag_tip(row))
-            ax.annotate(judge + (f" (flagged: {row['flags']})" if flagged else ""), (x, y), xytext=(6, -10),
+            ax.annotate(judge + (" (flagged)" if flagged else ""), (x, y), xytext=(6, -10),
                         textcoords="offset points", fontsize=7, color="#8a5a00" if flagged else "black")
         ax.set_xlim(0, 100)
         ax.set_ylim(0, 100)

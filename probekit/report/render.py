@@ -38,7 +38,7 @@ th { background: var(--band); font-weight: 600; position: sticky; top: 0; }
 td.num { text-align: right; }
 tbody tr:hover { background: #fbf6e9; }
 tr.flagged td { color: #8a8a8a; background: repeating-linear-gradient(135deg, #fff, #fff 6px, #f3f3f3 6px, #f3f3f3 12px); }
-tr.flagged td:last-child { color: #b35900; }
+td.flags { color: #b35900; white-space: normal; min-width: 9em; }
 figure[data-flagged] figcaption .flag { color: #b35900; }
 .note { font-size: 12px; color: var(--muted); margin: 2px 0 12px; max-width: 110ch; }
 details { margin: 8px 0 14px; }
@@ -62,10 +62,12 @@ def table_html(table: Table) -> str:
     head = "".join(f"<th scope=\"col\">{escape(str(c))}</th>" for c in table.frame.columns)
     numeric = table.numeric or [False] * len(table.frame.columns)
     cells = ('<td class="num">', "<td>")
+    opening = [cells[0] if num else '<td class="flags">' if column == "flags" else cells[1]
+               for num, column in zip(numeric, table.frame.columns)]
     flagged = table.flagged or [False] * len(table.frame)
     body = "\n".join(
         ('<tr class="flagged">' if bad else "<tr>")
-        + "".join(f"{cells[0] if num else cells[1]}{escape(str(v))}</td>" for v, num in zip(row, numeric)) + "</tr>"
+        + "".join(f"{start}{escape(str(v))}</td>" for v, start in zip(row, opening)) + "</tr>"
         for row, bad in zip(table.frame.itertuples(index=False), flagged))
     source = f' data-table="{escape(table.source)}"' if table.source else ""
     html = (f'<div class="table-wrap"><table{source}><caption class="sr-only">{escape(table.title)}</caption>'
