@@ -38,7 +38,10 @@ th { background: var(--band); font-weight: 600; position: sticky; top: 0; }
 td.num { text-align: right; }
 tbody tr:hover { background: #fbf6e9; }
 tr.flagged td { color: #8a8a8a; background: repeating-linear-gradient(135deg, #fff, #fff 6px, #f3f3f3 6px, #f3f3f3 12px); }
-td.flags { color: #b35900; white-space: normal; min-width: 9em; }
+td.flags, th.flags { position: sticky; right: 0; background: #fff; color: #b35900; white-space: normal; min-width: 9em;
+                     box-shadow: -4px 0 4px -2px rgba(0, 0, 0, 0.15); }
+th.flags { background: var(--band); color: var(--ink); }
+tr.flagged td.flags { color: #b35900; }
 figure[data-flagged] figcaption .flag { color: #b35900; }
 .note { font-size: 12px; color: var(--muted); margin: 2px 0 12px; max-width: 110ch; }
 details { margin: 8px 0 14px; }
@@ -59,7 +62,8 @@ def _code(text: str) -> str:
 
 
 def table_html(table: Table) -> str:
-    head = "".join(f"<th scope=\"col\">{escape(str(c))}</th>" for c in table.frame.columns)
+    flags_class = ' class="flags"'
+    head = "".join(f'<th scope="col"{flags_class if c == "flags" else ""}>{escape(str(c))}</th>' for c in table.frame.columns)
     numeric = table.numeric or [False] * len(table.frame.columns)
     cells = ('<td class="num">', "<td>")
     opening = [cells[0] if num else '<td class="flags">' if column == "flags" else cells[1]

@@ -117,11 +117,8 @@ def display_table(
     if columns is None:
         wanted = [c for c in wanted if not c.endswith(CI_SUFFIXES) or c.rsplit("_ci_", 1)[0] not in frame.columns]
     has_flags = "flags" in frame.columns and bool((frame["flags"].fillna("") != "").any())
-    # The flags column comes right after the first (the model or judge): wide tables scroll, and the reason a row is
-    # greyed must stay in view.
-    wanted = [c for c in wanted if c != "flags"]
-    if has_flags:
-        wanted.insert(min(1, len(wanted)), "flags")
+    # The flags column comes last; the HTML keeps it in view at the right edge while a wide table scrolls.
+    wanted = [c for c in wanted if c != "flags"] + (["flags"] if has_flags else [])
     rename = dict(rename or {})
     shown = frame.head(max_rows)
     out: dict[str, list[str]] = {}
