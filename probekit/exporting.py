@@ -39,7 +39,7 @@ EXPORT_FORMAT = "probekit-export"
 EXPORT_FORMAT_VERSION = 1
 FORMATS = ("parquet", "csv", "jsonl")
 STORE_TABLES = ("runs", "models", "surveys", "items", "trials", "run_trials", "results", "position_priors",
-                "human_distributions")
+                "human_distributions", "personas", "judge_gold_sources", "judge_gold")
 """The store tables an export can hold (`tables="all"`: every one). Other tables (e.g. the tracking scheduler's
 state) belong to their store and are not exported."""
 REQUIRED_FOR_IMPORT = ("runs", "models", "surveys", "items", "trials", "run_trials", "results")
@@ -51,6 +51,8 @@ SORT_KEYS = {
     "run_trials": ["run_id", "trial_id"], "results": ["run_id", "model", "trial_id", "sample_index"],
     "position_priors": ["run_id", "model", "survey_id", "reasoning", "n_options"],
     "human_distributions": ["survey_id", "survey_hash", "item_id", "group_var", "group_value"],
+    "personas": ["survey_id", "survey_hash", "persona_id"],
+    "judge_gold_sources": ["survey_id"], "judge_gold": ["survey_id", "question_id", "model_a", "model_b"],
 }
 ENCODING = {
     "parquet": "Store types kept: lists as Parquet lists, timestamps as UTC timestamps (microseconds); JSON "
@@ -101,6 +103,7 @@ _MODEL = "($models IS NULL OR list_contains($models::VARCHAR[], model))"
 _SURVEY_OF_TRIAL = f"($survey IS NULL OR trial_id IN ({_SURVEY_TRIALS}))"
 _SURVEY = "($survey IS NULL OR survey_id = $survey)"
 _HASHES = f"SELECT DISTINCT survey_hash FROM trials WHERE trial_id IN ({_SCOPED_TRIALS}) AND {_SURVEY}"
+_SURVEYS_IN_SCOPE = f"SELECT DISTINCT survey_id FROM trials WHERE trial_id IN ({_SCOPED_TRIALS}) AND {_SURVEY}"
 
 _TABLE_SQL = {
     "runs": f"SELECT * FROM runs WHERE {_IN_RUNS}",
@@ -112,6 +115,11 @@ _TABLE_SQL = {
     "results": f"SELECT * FROM results WHERE {_IN_RUNS} AND {_MODEL} AND {_SURVEY_OF_TRIAL}",
     "position_priors": f"SELECT * FROM position_priors WHERE {_IN_RUNS} AND {_MODEL} AND {_SURVEY}",
     "human_distributions": f"SELECT * FROM human_distributions WHERE survey_hash IN ({_HASHES})",
+    "personas": f"SELECT * FROM personas WHERE survey_hash IN ({_HASHES})",
+    # The gold verdicts of the pairwise surveys in scope: the judge tables read them (a restore without them would
+    # silently fall back to the panel gold).
+    "judge_gold_sources": f"SELECT * FROM judge_gold_sources WHERE survey_id IN ({_SURVEYS_IN_SCOPE})",
+    "judge_gold": f"SELECT * FROM judge_gold WHERE survey_id IN ({_SURVEYS_IN_SCOPE})",
 }
 _RESULTS_WITH_SURVEY = (
     "SELECT r.*, t.survey_id FROM results r LEFT JOIN trials t USING (trial_id) "

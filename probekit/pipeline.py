@@ -38,7 +38,12 @@ RESULT_SHAPING_OPTIONS = ("api_base", "transport", "top_logprobs", "models_confi
 
 
 def scoring_settings(survey: Survey, options: RunOptions) -> ScoringSettings:
+    from probekit.survey.schema import mode_problem
+
     scoring = survey.scoring
+    problem = mode_problem(survey.kind, options.mode) if options.mode else None
+    if problem:  # e.g. --mode logprob on a free-answer survey: refused before any model loads or row is stored
+        raise ValueError(f"survey {survey.id}: {problem}")
     return ScoringSettings(
         mode=options.mode or scoring.mode,
         samples=options.samples or scoring.samples,

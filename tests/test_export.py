@@ -100,11 +100,15 @@ def _scope_sql(table: str, runs: list[str]) -> str:
     in_runs = f"run_id IN ({ids})"
     trials = f"SELECT trial_id FROM {{db}}.run_trials WHERE {in_runs}"
     hashes = f"SELECT survey_hash FROM {{db}}.trials WHERE trial_id IN ({trials})"
+    surveys = f"SELECT survey_id FROM {{db}}.trials WHERE trial_id IN ({trials})"
     return {
         "trials": f"SELECT * FROM {{db}}.trials WHERE trial_id IN ({trials})",
         "surveys": f"SELECT * FROM {{db}}.surveys WHERE survey_hash IN ({hashes})",
         "items": f"SELECT * FROM {{db}}.items WHERE survey_hash IN ({hashes})",
         "human_distributions": f"SELECT * FROM {{db}}.human_distributions WHERE survey_hash IN ({hashes})",
+        "personas": f"SELECT * FROM {{db}}.personas WHERE survey_hash IN ({hashes})",
+        "judge_gold_sources": f"SELECT * FROM {{db}}.judge_gold_sources WHERE survey_id IN ({surveys})",
+        "judge_gold": f"SELECT * FROM {{db}}.judge_gold WHERE survey_id IN ({surveys})",
     }.get(table, f"SELECT * FROM {{db}}.{table} WHERE {in_runs}")
 
 
@@ -272,7 +276,7 @@ import duckdb, pandas as pd, pyarrow.parquet as pq
 flat, parts = sys.argv[1], sys.argv[2]
 out = {"pandas": {}, "duckdb": {}, "partitioned": {}}
 for table in ("runs", "models", "surveys", "items", "trials", "run_trials", "results", "position_priors",
-              "human_distributions"):
+              "human_distributions", "personas", "judge_gold_sources", "judge_gold"):
     out["pandas"][table] = len(pd.read_parquet(f"{flat}/{table}.parquet"))
     out["duckdb"][table] = duckdb.sql(f"SELECT count(*) FROM read_parquet('{flat}/{table}.parquet')").fetchall()[0][0]
 frame = pd.read_parquet(f"{flat}/results.parquet")

@@ -9,6 +9,9 @@ By default `analyze` builds the tables the run's experiment file or the survey s
 `analyses:`, and every applicable table when neither lists any; `tables=[...]` names them explicitly,
 `all_tables=True` builds every applicable one.
 
+Every row of every table carries `flags`: the preconditions it fails (too few items, too little label mass,
+a partly asked survey, a position-only judge ...; probekit.analysis.quality, docs/quality.md).
+
 Modules: distributions (entropy, JSD, GJSD, QF-E/QF-C), uncertainty (per trial/item), moralchoice,
 dailydilemmas, likert, pct, pobs, bootstrap (clustered CIs), loader (store → frames), registry (which
 tables apply to which survey), export (JSON, CSV, Parquet). See docs/analysis.md.
@@ -26,6 +29,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from probekit.analysis.loader import AnalysisContext
+    from probekit.analysis.quality import Thresholds
 
 __all__ = ["analyze", "listed_tables", "tables_to_json", "write_tables"]
 
@@ -68,11 +72,16 @@ def analyze(
     all_tables: bool = False,
     seed: int = 0,
     n_boot: int = 1000,
+    strict: bool = False,
+    thresholds: Thresholds | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """The tables for a run (default: the newest) or a survey id, like `probekit analyze`: those named in
-    `tables`, else every applicable one with `all_tables`, else those the run's experiment or the survey
-    lists (`listed_tables`). With several surveys in a run, table names are prefixed `<survey_id>.`."""
+    """The tables for a run (default: the newest finished run, `loader.default_run`) or a survey id, like
+    `probekit analyze`: those named in `tables`, else every applicable one with `all_tables`, else those the
+    run's experiment or the survey lists (`listed_tables`). With several surveys in a run, table names are
+    prefixed `<survey_id>.`. Every row carries `flags` (probekit.analysis.quality); `strict` drops flagged rows;
+    `thresholds` replaces the quality layer's defaults (and the judges' win margin)."""
     from probekit.analysis.loader import contexts
+    from probekit.analysis.quality import DEFAULT, drop_flagged
     from probekit.analysis.registry import build_tables, unknown_tables
 
     if n_boot < 1:
@@ -80,10 +89,10 @@ def analyze(
     unknown = unknown_tables(list(tables or []))
     if unknown:
         raise ValueError("; ".join(f"{message} — {fix}" for _index, message, fix in unknown))
-    scopes = contexts(store, run=run, survey=survey, models=models, seed=seed, n_boot=n_boot)
+    scopes = contexts(store, run=run, survey=survey, models=models, seed=seed, n_boot=n_boot, thresholds=thresholds or DEFAULT)
     out: dict[str, pd.DataFrame] = {}
     for ctx in scopes:
         only = tables if tables is not None or all_tables else listed_tables(ctx)
         prefix = f"{ctx.info.survey_id}." if len(scopes) > 1 else ""
         out.update({f"{prefix}{name}": frame for name, frame in build_tables(ctx, only).items()})
-    return out
+    return drop_flagged(out) if strict else out

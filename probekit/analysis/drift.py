@@ -350,7 +350,8 @@ def compare(a: RunData, b: RunData, *, n_options: dict[str, int], metric: str = 
       `alpha`, else "no change detected"; both marked "(no noise floor)".
 
     Items *moved* when their distance exceeds what noise reaches (`noise_threshold`: the 95th percentile
-    of the per-item noise distances, and at least `min_effect`), or, without a noise floor, when their test
+    of the per-item noise distances, and at least `min_effect`) and their marginal distribution moved by more
+    than TOLERANCE (and `min_effect`), or, without a noise floor, when their test
     is significant."""
     distance = a.distances(b, level, metric, values)
     common = list(distance.index)
@@ -366,7 +367,13 @@ def compare(a: RunData, b: RunData, *, n_options: dict[str, int], metric: str = 
         items["test"], items["n_pairs"], items["statistic"], items["p_value"], items["q_value"] = None, 0, np.nan, np.nan, np.nan
     items["significant"] = items["q_value"] < alpha
     has_noise = bool(noise_pairs) and bool(np.isfinite(items["noise"]).any())
-    items["moved"] = (items["distance"] > threshold) if has_noise else items["significant"]
+    # An item moved only when its answer distribution (the marginal a reader sees, "from [..] to [..]") moved too: with
+    # a deterministic model the noise floor is exactly 0, and per-form differences that cancel in the marginal (or a
+    # float wobble) would otherwise list items "moved" from [0.50, 0.50] to [0.50, 0.50] with p = 1.
+    marginal = (a.distances(b, "item", metric, values).reindex(common).to_numpy(dtype=float) if level == "form"
+                else items["distance"].to_numpy(dtype=float))
+    marginal_moved = np.nan_to_num(marginal, nan=0.0) > max(TOLERANCE, min_effect)
+    items["moved"] = ((items["distance"] > threshold) & marginal_moved) if has_noise else items["significant"]
     items["marginal_a"] = [a.marginals.get(i) for i in common]
     items["marginal_b"] = [b.marginals.get(i) for i in common]
     items = items.sort_values(["moved", "excess" if has_noise else "distance"], ascending=False, kind="stable").reset_index(drop=True)

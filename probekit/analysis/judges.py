@@ -9,10 +9,12 @@ frames of judgments:
 - `verdict(p)`: the canonical verdict of one order (0 = a, 1 = b, 2 = tie); a and b equally likely is a tie.
 - `pair_table`: one row per judge × pair with both orders: verdicts v_ab (a shown first) and v_ba (b shown
   first), scores s(r) = ½ [P(r | r shown first) + P(r | r shown second)] and w_a = 1 / 0.5 / 0 as s_a is
-  larger / equal / smaller than s_b.
+  larger / within the margin of / smaller than s_b (`MARGIN`, 0.05 by default: a win needs a margin).
 - `position_summary`: position consistency PC (share of pairs with the same verdict in both orders), primacy
-  (the first-shown response chosen both times) and recency (the second-shown both times) counts, preference
-  fairness PF = (recency − primacy) / n (Shi et al. 2024), with bootstrap CIs clustered by question.
+  and recency counts as Shi et al.'s script counts them (AA, AC, CA primacy; BB, BC, CB recency, in the labels
+  the judge gave), preference fairness PF = (recency − primacy) / n (Shi et al. 2024), with bootstrap CIs
+  clustered by question; beside them probekit's strict variant (`primacy_strict`, `recency_strict`, `pf_strict`:
+  the same position chosen in both orders; a tie on one side is `other_inconsistent`).
 - `panel_gold` / `file_gold`: gold verdicts w_G per pair: the majority of other judges' w (each over both
   orders; as many for as against = 0.5), or labels from a file.
 - `self_pairs` + `self_preference_summary`: per judge J, over the pairs of its own answer r_J against another
@@ -64,11 +66,17 @@ def verdict(p: Sequence[float] | np.ndarray | None, tol: float = TOL) -> int | N
     return TIE
 
 
-def score_win(s_a: float, s_b: float, tol: float = TOL) -> float:
-    """w_a: 1 when s_a > s_b, 0 when smaller, 0.5 when equal."""
-    if s_a > s_b + tol:
+MARGIN = 0.05
+"""Default win margin (probekit.analysis.quality.Thresholds.judge_margin): a response wins only when its two-order
+score beats the other's by more than this; a judge that always answers "A" scores both responses 0.5 up to
+rounding noise (0.5005 against 0.4995), which is no preference."""
+
+
+def score_win(s_a: float, s_b: float, tol: float = TOL, margin: float = 0.0) -> float:
+    """w_a: 1 when s_a > s_b + margin, 0 when s_a < s_b − margin, 0.5 otherwise (a tie)."""
+    if s_a > s_b + max(margin, tol):
         return 1.0
-    if s_a < s_b - tol:
+    if s_a < s_b - max(margin, tol):
         return 0.0
     return 0.5
 
@@ -82,9 +90,10 @@ FORM = ["judge", "template_id", "reasoning"]
 """One judge in one form: the unit every summary is computed for."""
 
 
-def pair_table(judgments: pd.DataFrame, tol: float = TOL) -> pd.DataFrame:
+def pair_table(judgments: pd.DataFrame, tol: float = TOL, margin: float = 0.0) -> pd.DataFrame:
     """One row per judge × pair: p_ab / p_ba (a / b shown first), v_ab / v_ba, s_a / s_b, w_a and `complete`
-    (both orders have a distribution). Several judgments of one order (runs, samples) are averaged first."""
+    (both orders have a distribution). Several judgments of one order (runs, samples) are averaged first.
+    w_a needs s_a and s_b `margin` apart (`score_win`); the tables use `MARGIN` unless told otherwise."""
     rows = []
     judgments = judgments.assign(**{c: judgments[c] if c in judgments else "" for c in ("template_id", "reasoning")})
     keys = [*FORM, "item_id", "question", "model_a", "model_b"]
@@ -102,7 +111,7 @@ def pair_table(judgments: pd.DataFrame, tol: float = TOL) -> pd.DataFrame:
             assert p_ab is not None and p_ba is not None
             s_a = 0.5 * (float(p_ab[A]) + float(p_ba[A]))
             s_b = 0.5 * (float(p_ab[B]) + float(p_ba[B]))
-            w_a = score_win(s_a, s_b, tol)
+            w_a = score_win(s_a, s_b, tol, margin)
         rows.append({**dict(zip(keys, key)), "p_ab": p_ab, "p_ba": p_ba, "v_ab": verdict(p_ab, tol),
                      "v_ba": verdict(p_ba, tol), "s_a": s_a, "s_b": s_b, "w_a": w_a, "complete": complete})
     return pd.DataFrame(rows)
@@ -110,8 +119,23 @@ def pair_table(judgments: pd.DataFrame, tol: float = TOL) -> pd.DataFrame:
 
 # -- position bias -----------------------------------------------------------------------------------------
 
+def shown_labels(v_ab: int, v_ba: int) -> str:
+    """The two verdicts as the labels the judge gave (A = the response shown first, B = second, C = tie), first
+    the order with a shown first, then the swapped one: 'AB' is consistent, 'AA' chose the first shown twice."""
+    first_order = "ABC"[int(v_ab)]
+    swapped = {A: "B", B: "A", TIE: "C"}[int(v_ba)]
+    return first_order + swapped
+
+
+SHI_PRIMACY = ("AA", "AC", "CA")
+SHI_RECENCY = ("BB", "BC", "CB")
+"""How Shi et al.'s script (Position-Bias-Analyzer, consistency_preference_calculation.py) counts an inconsistent
+pair: a tie on one side and the first-shown (second-shown) response on the other counts as primacy (recency)."""
+
+
 def _pattern(v_ab: int, v_ba: int) -> str:
-    """consistent | primacy (first shown chosen both times) | recency (second shown both times) | other."""
+    """consistent | primacy (first shown chosen both times) | recency (second shown both times) | other (a tie in
+    one order and a response in the other): probekit's strict split."""
     if v_ab == v_ba:
         return "consistent"
     if v_ab == A and v_ba == B:
@@ -119,6 +143,16 @@ def _pattern(v_ab: int, v_ba: int) -> str:
     if v_ab == B and v_ba == A:
         return "recency"
     return "other"
+
+
+def _shi_pattern(v_ab: int, v_ba: int) -> str:
+    """consistent | primacy | recency as Shi et al.'s script counts them (AC, CA primacy; BC, CB recency)."""
+    labels = shown_labels(v_ab, v_ba)
+    if labels in SHI_PRIMACY:
+        return "primacy"
+    if labels in SHI_RECENCY:
+        return "recency"
+    return "consistent"
 
 
 def _clustered(values: Sequence[float], clusters: Sequence[Any], scale: float = 1.0, *, n_boot: int, seed: int) -> tuple[float, float, float]:
@@ -137,19 +171,24 @@ def position_summary(pairs: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) 
     n_incomplete), with CIs clustered by question. `pairs` is (a slice of) `pair_table`."""
     done = pairs[pairs["complete"] & pairs["v_ab"].notna() & pairs["v_ba"].notna()]
     patterns = [_pattern(int(a), int(b)) for a, b in zip(done["v_ab"], done["v_ba"])]
+    shi = [_shi_pattern(int(a), int(b)) for a, b in zip(done["v_ab"], done["v_ba"])]
     n = len(patterns)
     questions = list(done["question"])
     consistent = [1.0 if p == "consistent" else 0.0 for p in patterns]
-    fairness = [1.0 if p == "recency" else (-1.0 if p == "primacy" else 0.0) for p in patterns]
+    fairness = [1.0 if p == "recency" else (-1.0 if p == "primacy" else 0.0) for p in shi]
+    fairness_strict = [1.0 if p == "recency" else (-1.0 if p == "primacy" else 0.0) for p in patterns]
     verdicts = [v for pair in zip(done["v_ab"], done["v_ba"]) for v in pair]
     pc = _clustered(consistent, questions, n_boot=n_boot, seed=seed)
     pf = _clustered(fairness, questions, n_boot=n_boot, seed=seed)
+    pf_strict = _clustered(fairness_strict, questions, n_boot=n_boot, seed=seed)
     return {
         "n_pairs": n, "n_questions": len(set(questions)), "n_incomplete": int(len(pairs) - n),
         "pc": pc[0], "pc_ci_low": pc[1], "pc_ci_high": pc[2],
-        "consistent": patterns.count("consistent"), "primacy": patterns.count("primacy"),
-        "recency": patterns.count("recency"), "other_inconsistent": patterns.count("other"),
+        "consistent": patterns.count("consistent"), "primacy": shi.count("primacy"), "recency": shi.count("recency"),
         "pf": pf[0], "pf_ci_low": pf[1], "pf_ci_high": pf[2],
+        "primacy_strict": patterns.count("primacy"), "recency_strict": patterns.count("recency"),
+        "other_inconsistent": patterns.count("other"),
+        "pf_strict": pf_strict[0], "pf_strict_ci_low": pf_strict[1], "pf_strict_ci_high": pf_strict[2],
         "tie_rate": float(np.mean([v == TIE for v in verdicts])) if verdicts else float("nan"),
     }
 
@@ -348,7 +387,8 @@ def _pairs(ctx: Any, *, everyone: bool = False) -> pd.DataFrame:
         if everyone and (ctx.run_ids or ctx.models):
             source = AnalysisContext(store=ctx.store, info=ctx.info, seed=ctx.seed, n_boot=ctx.n_boot)
         forms = source.forms()
-        ctx._cache[key] = pair_table(judgments_from(forms, source.items())) if not forms.empty else pair_table(
+        margin = float(getattr(getattr(ctx, "thresholds", None), "judge_margin", MARGIN))
+        ctx._cache[key] = pair_table(judgments_from(forms, source.items()), margin=margin) if not forms.empty else pair_table(
             pd.DataFrame(columns=JUDGMENT_COLUMNS))
     return ctx._cache[key]  # type: ignore[no-any-return]
 

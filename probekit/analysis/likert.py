@@ -262,8 +262,9 @@ def respondent_forms(ctx) -> pd.DataFrame | None:  # type: ignore[no-untyped-def
 
     frame["factors"] = [json.loads(f) if isinstance(f, str) and f else {} for f in frame["factors"]]
     frame["option_order"] = [tuple(int(x) for x in o) for o in frame["option_order"]]
-    frame["dist"] = [np.mean(np.asarray([list(d) for d in ds], dtype=float), axis=0) if ds is not None and len(ds) else None
-                     for ds in frame["dists"]]
+    # A trial none of whose rows is ok (a refusal, an invalid answer) has no list: DuckDB gives pd.NA, not None.
+    frame["dist"] = [np.mean(np.asarray([list(d) for d in ds], dtype=float), axis=0)
+                     if isinstance(ds, (list, tuple, np.ndarray)) and len(ds) else None for ds in frame["dists"]]
     tmeta = ctx.template_meta()
     frame["template_group"] = [tmeta.get(t, {}).get("group") for t in frame["template_id"]]
     frame["tmeta"] = [tmeta.get(t, {}) for t in frame["template_id"]]

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from probekit.analysis.quality import DEFAULT as DEFAULT_THRESHOLDS
+from probekit.analysis.quality import Thresholds
 from probekit.analysis.registry import SurveyInfo
 from probekit.store.store import Store
 
@@ -51,6 +53,8 @@ class AnalysisContext:
     models: list[str] | None = None
     seed: int = 0
     n_boot: int = 1000
+    thresholds: Thresholds = DEFAULT_THRESHOLDS
+    """The quality layer's thresholds and the judges' win margin (probekit.analysis.quality)."""
     _cache: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
 
     # -- SQL ---------------------------------------------------------------------------------------
@@ -192,6 +196,36 @@ def survey_info(store: Store, survey_id: str) -> SurveyInfo:
     return SurveyInfo(survey_id=survey_id, kind=str(frame["kind"][0]), spec=_json(frame["spec"][0]))
 
 
+FINISHED = ("completed", "completed_with_errors")
+"""Run statuses of a run that ended on its own (not interrupted, not still running)."""
+
+
+def default_run(store: Store) -> tuple[str, str]:
+    """The run analysed when none is named, and why it was picked: the newest finished run (completed, with or
+    without errors) that stored a valid answer; a newer run that failed, was interrupted or is still running is
+    skipped and named. Without any finished run, the newest run that has a valid answer; without that, the newest
+    run. KeyError on a store without runs."""
+    frame = store.query(
+        "SELECT u.run_id, u.status, (SELECT count(*) FROM results r WHERE r.run_id = u.run_id AND r.status = 'ok') AS n_ok "
+        "FROM runs u ORDER BY u.started_at DESC")
+    if frame.empty:
+        raise KeyError(f"no runs in {store.path}; `probekit run SURVEY` makes one")
+    rows = frame.to_dict("records")
+    newest = rows[0]
+    chosen = next((r for r in rows if r["status"] in FINISHED and r["n_ok"] > 0), None)
+    if chosen is None:
+        chosen = next((r for r in rows if r["n_ok"] > 0), newest)
+    if chosen["run_id"] == newest["run_id"]:
+        why = f"run {chosen['run_id']} (the newest, {chosen['status']})"
+    else:
+        skipped = [r for r in rows if r["run_id"] != chosen["run_id"] and rows.index(r) < rows.index(chosen)]
+        listed = ", ".join(f"{r['run_id']} ({r['status']}, {r['n_ok']} valid answers)" for r in skipped[:3])
+        more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+        why = (f"run {chosen['run_id']} (the newest {'finished ' if chosen['status'] in FINISHED else ''}run with valid "
+               f"answers; newer: {listed}{more}; name one with --run)")
+    return str(chosen["run_id"]), why
+
+
 def contexts(
     store_path: str | Path,
     *,
@@ -200,6 +234,7 @@ def contexts(
     models: Sequence[str] | None = None,
     seed: int = 0,
     n_boot: int = 1000,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
 ) -> list[AnalysisContext]:
     """One context per survey in scope: the surveys of `run` (or the newest run when neither is given),
     or the survey id `survey` across all its runs."""
@@ -211,10 +246,7 @@ def contexts(
             run_ids = [run]
     else:
         if run is None:
-            latest = store.query("SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1")
-            if latest.empty:
-                raise KeyError(f"no runs in {store.path}")
-            run = str(latest["run_id"][0])
+            run, _why = default_run(store)
         run_ids = [run]
         found = store.query(
             "SELECT DISTINCT t.survey_id FROM run_trials rt JOIN trials t USING (trial_id) WHERE rt.run_id = ? ORDER BY 1",
@@ -225,6 +257,7 @@ def contexts(
         survey_ids = [str(s) for s in found["survey_id"]]
     model_list = list(models) if models else None
     return [
-        AnalysisContext(store=store, info=survey_info(store, sid), run_ids=run_ids, models=model_list, seed=seed, n_boot=n_boot)
+        AnalysisContext(store=store, info=survey_info(store, sid), run_ids=run_ids, models=model_list, seed=seed, n_boot=n_boot,
+                        thresholds=thresholds)
         for sid in survey_ids
     ]

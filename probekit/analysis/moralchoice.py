@@ -37,6 +37,8 @@ def moralchoice_summary(
     for (model, reasoning, level), sub in frame.groupby(["model", "reasoning", "ambiguity"], sort=True):
         row: dict[str, object] = {"model": model, "reasoning": reasoning, "ambiguity": level, "n_items": len(sub),
                                   "n_forms": int(sub["n_forms"].sum()), "valid_fraction": float(sub["valid_fraction"].mean())}
+        mass = sub["mean_valid_mass"].to_numpy(dtype=float) if "mean_valid_mass" in sub else np.array([])
+        row["mean_valid_mass"] = float(np.nanmean(mass)) if np.isfinite(mass).any() else float("nan")
         names = ("prefers_action1", "p_action1", "entropy", "qf_e", "gjsd", "qf_c")
         for name, (est, low, high) in zip(names, mean_cis(sub[list(names)].to_numpy(), n_boot=n_boot, seed=seed)):
             label = "share_action1" if name == "prefers_action1" else name

@@ -12,9 +12,10 @@ a temporary store) and reading them back the same way, so there is one path from
 - NNI_t = mean |p| over valid answers of topic t (Refused → 0); TCI_t = 1 − sample SD over the topic's
   questions of each question's mean polarity (Refused → 0). Both averaged over polar topics (this is
   what reproduces the published tables, SOURCE.md).
-- Opinion change: share of (question, repetition) pairs whose answer moves by ≥ 1 between two setups
-  (complex encoding, so Refused ↔ ±1 counts as a change and Refused ↔ 0 does not), over the polar topics
-  as the paper reports it (the non-polar ones beside it, `share_changed_all_topics`).
+- Opinion change: share of (question, repetition) pairs whose polarity moves by ≥ 1 between two setups, over the
+  polar topics with pairs holding a Refused left out, as the paper's figures come out (`share_changed`); the
+  variant counting Refused ↔ ±1 as a change (complex encoding) is `share_changed_with_refusals`, the same over
+  every topic `share_changed_all_topics`.
 
 Polarities are per item as stored (a reverse-keyed item already carries reversed polarities, as in the
 published `options_polarity`), so `item.keyed` is not applied again. Declarative items are kept out of
@@ -230,11 +231,24 @@ def pobs_table(answers: pd.DataFrame, distributions: pd.DataFrame | None = None,
     return pd.DataFrame(rows)
 
 
+def _share(changed: np.ndarray, items: np.ndarray, *, n_boot: int, seed: int) -> tuple[float, float, float, int, int]:
+    """Share of changed pairs with a CI clustered by question, n pairs and n questions (NaN without pairs)."""
+    if not changed.size:
+        return (float("nan"), float("nan"), float("nan"), 0, 0)
+    _, codes = np.unique(items, return_inverse=True)
+    sums, counts = np.bincount(codes, weights=changed), np.bincount(codes).astype(float)
+    est, low, high = ratio_ci(sums, counts, n_boot=n_boot, seed=seed)
+    return (est, low, high, int(changed.size), int(codes.max() + 1))
+
+
 def opinion_change(answers: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """Per model and pair of setups: share of (question, repetition) pairs whose answer moves by ≥ 1 over the
-    polar topics, as the paper reports it (Kour et al. 2025), with a CI clustered by question; beside it the share
-    over every topic (`share_changed_all_topics`: the non-polar topics' answers are preferences, whose polarity
-    coding is not an opinion scale). A model without polar topics reports NaN for the polar share."""
+    """Per model and pair of setups: share of (question, repetition) pairs whose polarity moves by ≥ 1 over the
+    polar topics, with pairs where either answer is Refused left out: how the paper's figures come out (Kour et
+    al. 2025; METRICS.md §6), `share_changed`, with a CI clustered by question. Beside it, named as variants:
+    `share_changed_with_refusals` (Refused encoded 0.5i, so Refused ↔ ±1 counts as a change and Refused ↔ 0 does
+    not; `n_pairs_with_refusals`) and `share_changed_all_topics` (every topic, complex encoding as the variant; the
+    non-polar topics' answers are preferences, whose polarity coding is not an opinion scale). A model without
+    polar topics reports NaN for the polar shares."""
     valid = answers[answers["valid"] & ~answers["declarative"]].copy()
     valid["encoded"] = [encode(p, r) for p, r in zip(valid["polarity"], valid["refused"])]
     rows = []
@@ -243,25 +257,26 @@ def opinion_change(answers: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0) 
         for a, b in itertools.combinations(setups, 2):
             left = sub[sub["setup"] == a].drop_duplicates(["item_id", "pair_key"]).set_index(["item_id", "pair_key"])
             right = sub[sub["setup"] == b].drop_duplicates(["item_id", "pair_key"]).set_index(["item_id", "pair_key"])
-            joined = pd.concat([left["encoded"].rename("a"), right["encoded"].rename("b"), left["polar"].rename("polar")],
+            joined = pd.concat([left["encoded"].rename("a"), right["encoded"].rename("b"), left["polar"].rename("polar"),
+                                left["refused"].rename("refused_a"), right["refused"].rename("refused_b")],
                                axis=1, join="inner")
             if joined.empty:
                 continue
             changed = (np.abs(joined["a"].to_numpy() - joined["b"].to_numpy()) >= 1 - 1e-12).astype(float)
             polar = joined["polar"].to_numpy(dtype=bool)
+            answered = ~(joined["refused_a"].to_numpy(dtype=bool) | joined["refused_b"].to_numpy(dtype=bool))
             items = joined.index.get_level_values(0).to_numpy().astype(str)
-            row: dict[str, object] = {"model": model, "setup_from": a, "setup_to": b}
-            if polar.any():
-                _, codes = np.unique(items[polar], return_inverse=True)
-                sums, counts = np.bincount(codes, weights=changed[polar]), np.bincount(codes).astype(float)
-                est, low, high = ratio_ci(sums, counts, n_boot=n_boot, seed=seed)
-                row.update({"n_pairs": int(polar.sum()), "n_questions": int(codes.max() + 1), "share_changed": est,
-                            "share_changed_ci_low": low, "share_changed_ci_high": high})
-            else:
-                row.update({"n_pairs": 0, "n_questions": 0, "share_changed": float("nan"),
-                            "share_changed_ci_low": float("nan"), "share_changed_ci_high": float("nan")})
-            row.update({"share_changed_all_topics": float(changed.mean()), "n_pairs_all_topics": len(joined)})
-            rows.append(row)
+            paper = polar & answered
+            est, low, high, n_pairs, n_questions = _share(changed[paper], items[paper], n_boot=n_boot, seed=seed)
+            with_ref = _share(changed[polar], items[polar], n_boot=n_boot, seed=seed)
+            rows.append({
+                "model": model, "setup_from": a, "setup_to": b, "n_pairs": n_pairs, "n_questions": n_questions,
+                "share_changed": est, "share_changed_ci_low": low, "share_changed_ci_high": high,
+                "n_pairs_refused": int((polar & ~answered).sum()),
+                "share_changed_with_refusals": with_ref[0], "share_changed_with_refusals_ci_low": with_ref[1],
+                "share_changed_with_refusals_ci_high": with_ref[2], "n_pairs_with_refusals": with_ref[3],
+                "share_changed_all_topics": float(changed.mean()), "n_pairs_all_topics": len(joined),
+            })
     return pd.DataFrame(rows)
 
 

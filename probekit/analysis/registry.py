@@ -179,8 +179,11 @@ def build_tables(ctx: AnalysisContext, only: Iterable[str] | None = None) -> dic
     """Build every applicable non-detail table for the context's survey (or only the named ones).
 
     Tables whose builder returns None are left out; errors propagate, because a table that silently
-    disappears would read as "not applicable".
+    disappears would read as "not applicable". Every table goes through the quality layer
+    (`probekit.analysis.quality.apply`): each row carries the codes of its failed preconditions in `flags`.
     """
+    from probekit.analysis.quality import apply as with_flags
+
     wanted = set(only) if only is not None else None
     tables: dict[str, pd.DataFrame] = {}
     for spec in applicable(ctx.info):
@@ -188,5 +191,5 @@ def build_tables(ctx: AnalysisContext, only: Iterable[str] | None = None) -> dic
             continue
         table = spec.build(ctx)
         if table is not None:
-            tables[spec.name] = table.reset_index(drop=True)
+            tables[spec.name] = with_flags(spec.name, table.reset_index(drop=True), ctx)
     return tables

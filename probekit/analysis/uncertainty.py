@@ -124,6 +124,10 @@ def uncertainty_summary(items: pd.DataFrame, group: Sequence[str] = DEFAULT_GROU
         row["n_items"] = len(sub)
         row["n_forms"] = int(sub["n_forms"].sum())
         row["valid_fraction"] = float(sub["n_rows"].mul(sub["valid_fraction"]).sum() / max(1, sub["n_rows"].sum()))
+        # Beside validity, how much probability the labels got (logprob mode; NaN otherwise): a valid answer
+        # renormalised from a sliver of mass is not an answer (probekit.analysis.quality).
+        mass = sub["mean_valid_mass"].to_numpy(dtype=float) if "mean_valid_mass" in sub else np.array([])
+        row["mean_valid_mass"] = float(np.nanmean(mass)) if np.isfinite(mass).any() else float("nan")
         names = ("entropy", "qf_e", "gjsd", "qf_c")
         for name, (est, low, high) in zip(names, mean_cis(sub[list(names)].to_numpy(), n_boot=n_boot, seed=seed)):
             row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"] = est, low, high

@@ -2,6 +2,7 @@
 
 By default the tables the run's experiment file or the survey spec lists under `analyses:` (every
 applicable table when neither lists any); `--tables` names them, `--all` shows every applicable one.
+Every row carries `flags`, the preconditions it fails (docs/quality.md); `--strict` drops flagged rows.
 The JSON output is a stable interface (docs/analysis.md, written by probekit.analysis.export): one
 object mapping table names to lists of rows with snake_case columns. With several surveys in scope,
 table names are prefixed `<survey_id>.`.
@@ -34,6 +35,8 @@ def analyze(
     n_boot: Annotated[int, typer.Option("--n-boot", min=1, help="Bootstrap resamples for the 95% CIs.")] = 1000,
     limit: Annotated[int, typer.Option(min=1, help="Max rows per table in table format.")] = 40,
     wide: Annotated[bool, typer.Option("--wide", help="Every column at full width (default: fit 100 columns).")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Drop the rows whose `flags` name a failed precondition (too few items, low label mass, partly asked survey, position-only judge ...; docs/quality.md).")] = False,
+    judge_margin: Annotated[Optional[float], typer.Option("--judge-margin", min=0.0, max=1.0, help="A response wins a judged pair only when its two-order score beats the other's by more than this (default 0.05; docs/judges.md).")] = None,
 ) -> None:
     """Analysis tables for a run or survey: uncertainty/consistency, Likert traits, political compass,
     POBs, value preferences … with 95 % bootstrap CIs and n. By default the tables the surveys (or the
@@ -56,14 +59,26 @@ def analyze(
             for _index, message, fix in unknown:
                 typer.echo(f"error: {message} — {fix}", err=True)
             raise typer.Exit(1)
+    from probekit.analysis.quality import DEFAULT, Thresholds
+
+    thresholds = Thresholds(judge_margin=judge_margin) if judge_margin is not None else DEFAULT
+    picked = ""
     try:
+        if run is None and survey is None and store.exists():
+            from probekit.analysis.loader import default_run
+            from probekit.store.store import Store
+
+            run, picked = default_run(Store(store))
         result: dict[str, Any] = analyze_tables(store, run=run, survey=survey, models=model_list, tables=only,
-                                                all_tables=all_tables, seed=seed, n_boot=n_boot)
+                                                all_tables=all_tables, seed=seed, n_boot=n_boot, strict=strict,
+                                                thresholds=thresholds)
     except (KeyError, ValueError, FileNotFoundError) as error:
         typer.echo(f"error: {error.args[0] if error.args else error}", err=True)
         raise typer.Exit(1) from None
+    if picked and format == "table":
+        typer.echo(f"analysing {picked}", err=True)
     if not result:
-        typer.echo(f"error: {_why_empty(store, run, model_list, only)}", err=True)
+        typer.echo(f"error: {_why_empty(store, run, model_list, only, picked)}", err=True)
         raise typer.Exit(1)
     if out is not None:
         try:
@@ -75,9 +90,22 @@ def analyze(
     from probekit.cli.display import echo_tables
 
     echo_tables(result, format, wide=wide, limit=limit)
+    if format == "table":
+        _echo_flags(result, thresholds)
 
 
-def _why_empty(store: Path, run: str | None, models: list[str] | None, only: list[str] | None) -> str:
+def _echo_flags(tables: dict[str, Any], thresholds: Any) -> None:
+    """Under table output, what each flag code in the tables means (docs/quality.md)."""
+    from probekit.analysis.quality import describe, flags_present
+
+    present = flags_present(tables)
+    if present:
+        typer.echo("flags (a flagged row is not a finding; --strict drops them; docs/quality.md):")
+        for code in present:
+            typer.echo(f"  {code}: {describe(code, thresholds)}")
+
+
+def _why_empty(store: Path, run: str | None, models: list[str] | None, only: list[str] | None, picked: str = "") -> str:
     """Why no table came out: models that have no results in the store, tables that do not apply, or no
     valid answers."""
     from probekit.store.store import Store
@@ -93,4 +121,5 @@ def _why_empty(store: Path, run: str | None, models: list[str] | None, only: lis
     if only:
         return (f"no rows in table(s) {', '.join(only)} for the results in scope: a table applies to its survey family "
                 "only (docs/analysis.md); --all builds every table that applies")
-    return "no analysis table applies to the results in scope (no valid answers?)"
+    where = f" of {picked}" if picked else (f" of run {run}" if run else "")
+    return f"no analysis table applies to the results{where} (no valid answers?); `probekit runs` lists the runs, --run picks one"

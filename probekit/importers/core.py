@@ -201,7 +201,9 @@ class _TrialIndex:
             return f"survey {self.survey.id!r} has no item {response.item!r}"
         form = dict(response.form)
         if response.shown is not None:
-            by_shown = self._filter_shown(candidates, response.shown)
+            # Compare with the named template's forms first, so a mismatch lists that template's options.
+            named = [t for t in candidates if t.template_id == form.get("template")] or candidates
+            by_shown = self._filter_shown(named, response.shown)
             if isinstance(by_shown, str):
                 return by_shown
             if "order" in form and not any(list(t.order) == form["order"] for t in by_shown):

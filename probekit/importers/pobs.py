@@ -173,7 +173,10 @@ def parse_pobs(path: Path, model: str | None = None, run: int | None = None) -> 
             else:
                 response.label = label
                 polarity = question.get(polarity_key)
-                if isinstance(polarity, (int, float)) and not isinstance(polarity, bool):
+                # A question without options_polarity (the release's non-polar ones) has no scale to check an answer's
+                # polarity against: the survey's coding of it is probekit's (survey_from_files), not the file's.
+                has_scale = isinstance(question.get("options_polarity"), list)
+                if has_scale and isinstance(polarity, (int, float)) and not isinstance(polarity, bool):
                     response.check_polarity = float(polarity)
             parsed.responses.append(response)
     return parsed
@@ -190,10 +193,19 @@ def is_polar_topic(name: str) -> bool:
     return " vs" in name.lower()
 
 
+REFUSAL_OPTIONS = ("refused", "refuse", "prefer not to answer", "decline to answer", "no answer")
+
+
+def is_refusal_option(text: str) -> bool:
+    """An option whose text (without its letter) is the POBs 'Refused' choice."""
+    return (_OPTION_LABEL.sub("", text) or text).strip().strip(".").lower() in REFUSAL_OPTIONS
+
+
 def survey_from_files(paths: Sequence[Path], polar: Callable[[str], bool] | None = None) -> Any:
     """A likert Survey built from the questions the published response files carry (`survey.topics[].questions[]`
     with `question`, `options`, `options_polarity`): one item per question id, its options in the published
-    order with their published polarities (null → the Refused option), meta topic and polar (`polar(topic)`,
+    order with their published polarities (null → the Refused option; a question without `options_polarity`, as
+    the release's non-polar ones are, codes every option 1 but its Refused one), meta topic and polar (`polar(topic)`,
     default `is_polar_topic`), and the direct / reflection templates and direct / reasoning modes of the POBs
     setups. Raises ValueError when no file carries questions with options, or two files disagree about one."""
     from probekit.survey.schema import Survey
@@ -217,7 +229,14 @@ def survey_from_files(paths: Sequence[Path], polar: Callable[[str], bool] | None
                 if not isinstance(question, dict) or "id" not in question:
                     continue
                 options, polarities = question.get("options"), question.get("options_polarity")
-                if not isinstance(options, list) or not isinstance(polarities, list) or len(options) != len(polarities):
+                if not isinstance(options, list) or not options:
+                    continue
+                if polarities is None:
+                    # The release's non-polar questions (preferences, famous figures) carry no options_polarity: every
+                    # substantive option is coded 1 (a stance taken) and the Refused option is the refusal, so
+                    # reliability and refusal rates count them as in the paper; NNI and TCI use polar topics only.
+                    polarities = [None if is_refusal_option(str(text)) else 1.0 for text in options]
+                if not isinstance(polarities, list) or len(options) != len(polarities):
                     continue
                 qid = str(question["id"])
                 choices: list[dict[str, Any]] = []

@@ -190,7 +190,8 @@ def import_export(path: str | Path, *, store_path: str | Path = DEFAULT_STORE, r
     counts = StoreRecorder(Store(store_path)).record_restored(data, replace=replace)
     return RestoreSummary(
         source=Path(path), runs=[r["run_id"] for r in manifest.get("runs", [])],
-        inserted={t: counts[t][0] if t in counts else 0 for t in manifest["tables"]},  # an empty partitioned table: 0
+        # An empty table of a partitioned export has no file to read: it inserted nothing (and is still listed).
+        inserted={t: counts.get(t, (0, 0))[0] for t in manifest["tables"]},
         rows={t: int(manifest["tables"][t]["rows"]) for t in manifest["tables"]},
         differing={t: c[1] for t, c in counts.items() if c[1]}, replaced=replace,
     )

@@ -3,7 +3,8 @@ tokens, cost), every applicable analysis table of every survey in scope (from th
 `probekit analyze --all` builds them), and the drift of each survey × model that has several snapshots.
 
 Scope: runs (each survey of those runs, restricted to them), survey ids (every run that asked them, pooled,
-as `probekit analyze --survey`), or by default the newest run; `models` filters everything.
+as `probekit analyze --survey`), or by default the newest finished run with valid answers (a newer run that failed or
+was interrupted is skipped and named in the scope); `models` filters everything.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ class SurveyScope:
     info: SurveyInfo
     run_ids: list[str] | None
     tables: dict[str, pd.DataFrame]
+    n_items_asked: int = 0
+    """Items of the survey with a trial in scope (fewer than n_items: the survey was only partly asked)."""
+    n_items: int = 0
+    """Items of the whole survey (-1: the survey was cut by an experiment's `limit:` and its whole is unknown)."""
 
     @property
     def survey_id(self) -> str:
@@ -108,8 +113,10 @@ def resolve_scope(store: Store, runs: Sequence[str] | None, surveys: Sequence[st
             f", run{'s' if len(runs) > 1 else ''} {', '.join(runs)}" if runs else ", every run that asked it")
         return pairs, words
     if not runs:
-        runs = [_newest_run(store)]
-        words = f"run {runs[0]} (the newest)"
+        from probekit.analysis.loader import default_run
+
+        run, words = default_run(store)  # the newest finished run with valid answers; a failed newer one is named
+        runs = [run]
     else:
         words = f"run{'s' if len(runs) > 1 else ''} {', '.join(runs)}"
     return [(s, r) for s, r in _surveys_of_runs(store, runs).items()], words
@@ -133,7 +140,9 @@ def _filters(pairs: Sequence[tuple[str, list[str] | None]], models: Sequence[str
 
 
 def usage_table(store: Store, where: str, params: Sequence[Any]) -> pd.DataFrame:
-    """Per model × survey: trials, result rows by status, tokens, cost (NULL when no row knows it), latency."""
+    """Per model × survey: trials, result rows by status, the mean valid label mass of the logprob rows (the share of
+    probability on the answer labels before renormalising; NULL without logprob rows), tokens, cost (NULL when no
+    row knows it), latency."""
     return store.query(
         f"""
         SELECT r.model, t.survey_id, count(DISTINCT r.trial_id) AS n_trials, count(DISTINCT r.run_id) AS n_runs,
@@ -142,6 +151,8 @@ def usage_table(store: Store, where: str, params: Sequence[Any]) -> pd.DataFrame
                count(*) FILTER (WHERE r.status = 'refusal') AS n_refusal,
                count(*) FILTER (WHERE r.status = 'invalid') AS n_invalid,
                count(*) FILTER (WHERE r.status = 'error') AS n_error,
+               count(*) FILTER (WHERE r.mode = 'logprob') AS n_logprob,
+               avg(r.valid_mass) FILTER (WHERE r.mode = 'logprob' AND r.status IN ('ok', 'invalid')) AS mean_label_mass,
                sum(r.prompt_tokens) AS prompt_tokens, sum(r.completion_tokens) AS completion_tokens,
                sum(r.cost_usd) AS cost_usd, count(r.cost_usd) AS n_costed, avg(r.latency_ms) AS mean_latency_ms
         FROM results r JOIN trials t USING (trial_id)
@@ -246,7 +257,14 @@ def gather(
     scopes: list[SurveyScope] = []
     for survey_id, run_ids in pairs:
         ctx = AnalysisContext(store=db, info=survey_info(db, survey_id), run_ids=run_ids, models=model_list, seed=seed, n_boot=n_boot)
-        scopes.append(SurveyScope(info=ctx.info, run_ids=run_ids, tables=build_tables(ctx)))
+        from probekit.analysis.quality import whole_survey_meta
+
+        tables = build_tables(ctx)
+        forms = ctx.forms()
+        whole = whole_survey_meta(ctx)  # an experiment's `limit:` stores the survey cut: count the whole one
+        scopes.append(SurveyScope(info=ctx.info, run_ids=run_ids, tables=tables,
+                                  n_items_asked=int(forms["item_id"].nunique()) if not forms.empty else 0,
+                                  n_items=len(whole) if whole is not None else -1))
     data = ReportData(store=path, scope=words, runs=run_frame, models=models_table(db, list(run_frame["run_id"]), model_list),
                       usage=usage, surveys=scopes, n_boot=n_boot, seed=seed)
     if with_drift:

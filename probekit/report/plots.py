@@ -65,6 +65,8 @@ class Figure:
     svg: str
     """The <svg> element (no XML prolog); ids are made unique per figure when rendered."""
     n_tips: int = 0
+    flag_note: str = ""
+    """Why some marks are faded and hatched (rows of the tables behind it that fail a precondition); empty when none."""
 
 
 class Palette:
@@ -192,6 +194,28 @@ def _err(frame: pd.DataFrame, column: str) -> np.ndarray | None:
     return np.clip(np.vstack([np.where(np.isfinite(low), y - low, 0.0), np.where(np.isfinite(high), high - y, 0.0)]), 0, None)
 
 
+def is_flagged(row: Mapping[str, Any]) -> bool:
+    """A row of an analysis table that fails a precondition (probekit.analysis.quality)."""
+    flags = row.get("flags")
+    return isinstance(flags, str) and bool(flags.strip())
+
+
+def _flag_tip(row: Mapping[str, Any]) -> str:
+    return f" — FLAGGED, not a finding: {row['flags']}" if is_flagged(row) else ""
+
+
+def with_flags(figure: Figure | None, *frames: pd.DataFrame | None) -> Figure | None:
+    """`figure` with its flag note when a table drawn in it has flagged rows (faded, hatched marks)."""
+    if figure is None:
+        return None
+    from probekit.report.tables import flag_note
+
+    cells = [f for frame in frames if frame is not None and "flags" in frame.columns for f in frame["flags"].fillna("")]
+    if any(cells):
+        figure.flag_note = "Faded, hatched or open marks: " + flag_note(cells)
+    return figure
+
+
 def _label(row: Mapping[str, Any], keys: Sequence[str]) -> str:
     return " · ".join(str(row[k]) for k in keys if k in row and row[k] is not None and str(row[k]) != "")
 
@@ -219,11 +243,15 @@ def _grouped_bars(c: Canvas, ax: Any, frame: pd.DataFrame, *, group: Sequence[st
         for xi, yi, bar, row in zip(x, y, bars, mine.reset_index().to_dict("records")):
             if not np.isfinite(yi):
                 continue
+            if is_flagged(row):  # a number that is not a finding: faded and hatched, and its tooltip says why
+                bar.set_alpha(0.35)
+                bar.set_hatch("///")
+                bar.set_edgecolor("#555555")
             ax.annotate(f"{yi:.{digits}f}", (xi, yi), xytext=(0, 3 if yi >= 0 else -3), textcoords="offset points", ha="center",
                         va="bottom" if yi >= 0 else "top", fontsize=7)
             n = ", ".join(f"{k} {row[k]}" for k in ("n_items", "n_pairs", "n_questions") if k in row and pd.notna(row[k]))
             c.tip(bar, f"{model} · {row['_group']}: {what or value} = {_ci_text(row, value, digits)} {unit}".strip()
-                  + (f" ({n})" if n else ""))
+                  + (f" ({n})" if n else "") + _flag_tip(row))
     ax.set_xticks(np.arange(len(groups)), groups, fontsize=8)
     ax.set_xlim(-0.6, len(groups) - 0.4)
     ax.axhline(0, color="#555555", linewidth=0.8)
@@ -414,8 +442,9 @@ def compass_plane(pct: pd.DataFrame, palette: Palette) -> Figure | None:
             for row in group.to_dict("records"):
                 forcing = str(row.get("forcing") if row.get("forcing") is not None else "–")
                 (mark,) = ax.plot([row["economic"]], [row["social"]], linestyle="none", marker=shapes.get(forcing, "o"), markersize=6,
-                                  color=colour, alpha=0.75, markeredgecolor="white", markeredgewidth=0.5)
-                c.tip(mark, f"{model} · template {row.get('template')} · forcing {forcing}"
+                                  color=colour, alpha=0.3 if is_flagged(row) else 0.75, markeredgecolor="white", markeredgewidth=0.5)
+                c.tip(mark, _flag_tip(row).removeprefix(" — ") + (": " if is_flagged(row) else "") +
+                            f"{model} · template {row.get('template')} · forcing {forcing}"
                             f"{' · ' + str(row['reasoning']) if row.get('reasoning') not in (None, 'direct') else ''}: economic "
                             f"{_ci_text(row, 'economic', 2)}, social {_ci_text(row, 'social', 2)}; expected ({_f(row.get('economic_expected'), 2)}, "
                             f"{_f(row.get('social_expected'), 2)}); {row.get('n_items')} propositions, {row.get('n_unanswered')} unanswered")
@@ -430,14 +459,16 @@ def compass_plane(pct: pd.DataFrame, palette: Palette) -> Figure | None:
                     c.tip(hollow, f"{model} · template {row.get('template')} · forcing {forcing}: expected coordinates "
                                   f"({float(ex):.2f}, {float(ey):.2f}) from the whole answer distributions")
             cx, cy = float(group["economic"].mean()), float(group["social"].mean())
+            all_flagged = all(is_flagged(r) for r in group.to_dict("records"))
             (centre,) = ax.plot([cx], [cy], linestyle="none", marker="*", markersize=17, color=colour, markeredgecolor="black",
-                                markeredgewidth=0.8, zorder=5)
+                                markeredgewidth=0.8, zorder=5, alpha=0.35 if all_flagged else 1.0)
             c.tip(centre, f"{model}: centroid of {len(group)} points ({cx:.2f}, {cy:.2f}); economic spread "
                           f"{group['economic'].min():.2f} … {group['economic'].max():.2f}, social {group['social'].min():.2f} … "
                           f"{group['social'].max():.2f}")
             k = palette.models.index(model)
-            ax.annotate(f"{model} ({cx:.1f}, {cy:.1f})", (cx, cy), xytext=(10, 8 - 13 * k), textcoords="offset points", fontsize=8,
-                        fontweight="bold", color="black")
+            caveat = " (flagged)" if all_flagged else ""  # the codes are in the tooltips and the caption: short here
+            ax.annotate(f"{model} ({cx:.1f}, {cy:.1f}){caveat}", (cx, cy), xytext=(10, 8 - 13 * k), textcoords="offset points",
+                        fontsize=8, fontweight="bold", color="#8a5a00" if all_flagged else "black")
         from matplotlib.lines import Line2D
 
         handles = [Line2D([], [], linestyle="none", marker="*", markersize=11, color=palette.colour(m), markeredgecolor="black",
@@ -488,13 +519,15 @@ def trait_profiles(traits: pd.DataFrame, palette: Palette, scale: tuple[float, f
                     x = np.array([order.index(t) for t in mine.index]) + (k - (len(models) - 1) / 2) * 0.12
                     y = mine["score"].to_numpy(dtype=float)
                     err = _err(mine.reset_index(drop=True), "score")
+                    faded = all(is_flagged(r) for r in mine.to_dict("records"))  # not findings: drawn faded, open
                     ax.errorbar(x, y, yerr=err, color=palette.colour(model), marker=palette.marker(model), markersize=4,
-                                capsize=2, linewidth=1, label=model if (i, j) == (0, 0) else None)
+                                capsize=2, linewidth=1, label=model if (i, j) == (0, 0) else None, alpha=0.45 if faded else 1.0,
+                                markerfacecolor="none" if faded else palette.colour(model))
                     for xi, trait, row in zip(x, mine.index, mine.to_dict("records")):
                         (mark,) = ax.plot([xi], [row["score"]], linestyle="none", marker=palette.marker(model), markersize=6,
                                           color=palette.colour(model), alpha=0.01)
                         c.tip(mark, f"{model} · {style} · {anchor} anchors · {trait}: {_ci_text(row, 'score', 2)} "
-                                    f"({row.get('n_items')} items, {row.get('n_forms')} forms)")
+                                    f"({row.get('n_items')} items, {row.get('n_forms')} forms)" + _flag_tip(row))
                 ax.set_xticks(range(len(order)), order)
                 ax.set_title(f"{style} · {anchor} anchors", fontsize=9)
                 if scale:
@@ -649,12 +682,15 @@ def self_preference(selfpref: pd.DataFrame, palette: Palette) -> Figure | None:
             x, y = float(row["wr_gold"]), float(row["wr_self"])
             xerr = _err(pd.DataFrame([row]), "wr_gold")
             yerr = _err(pd.DataFrame([row]), "wr_self")
+            flagged = is_flagged(row)
             container = ax.errorbar([x], [y], xerr=xerr, yerr=yerr, marker=palette.marker(judge), color=palette.colour(judge),
-                                    markersize=7, capsize=3, linestyle="none", label=judge)
+                                    markersize=7, capsize=3, linestyle="none", label=judge, alpha=0.4 if flagged else 1.0,
+                                    markerfacecolor="none" if flagged else palette.colour(judge))
             c.tip(container.lines[0], f"judge {judge} · {row.get('template_id')}: WR_self {_ci_text(row, 'wr_self', 1)}, WR_gold "
                                       f"{_ci_text(row, 'wr_gold', 1)}, DBG {_ci_text(row, 'dbg', 1)} pp; {row.get('n_gold')} pairs "
-                                      f"with gold of {row.get('n_pairs')}")
-            ax.annotate(judge, (x, y), xytext=(6, -10), textcoords="offset points", fontsize=7)
+                                      f"with gold of {row.get('n_pairs')}" + _flag_tip(row))
+            ax.annotate(judge + (" (flagged)" if flagged else ""), (x, y), xytext=(6, -10),
+                        textcoords="offset points", fontsize=7, color="#8a5a00" if flagged else "black")
         ax.set_xlim(0, 100)
         ax.set_ylim(0, 100)
         ax.set_aspect("equal")

@@ -37,6 +37,12 @@ th, td { padding: 3px 9px; border-bottom: 1px solid var(--rule); text-align: lef
 th { background: var(--band); font-weight: 600; position: sticky; top: 0; }
 td.num { text-align: right; }
 tbody tr:hover { background: #fbf6e9; }
+tr.flagged td { color: #8a8a8a; background: repeating-linear-gradient(135deg, #fff, #fff 6px, #f3f3f3 6px, #f3f3f3 12px); }
+td.flags, th.flags { position: sticky; right: 0; background: #fff; color: #b35900; white-space: normal; min-width: 9em;
+                     box-shadow: -4px 0 4px -2px rgba(0, 0, 0, 0.15); }
+th.flags { background: var(--band); color: var(--ink); }
+tr.flagged td.flags { color: #b35900; }
+figure[data-flagged] figcaption .flag { color: #b35900; }
 .note { font-size: 12px; color: var(--muted); margin: 2px 0 12px; max-width: 110ch; }
 details { margin: 8px 0 14px; }
 summary { cursor: pointer; color: var(--accent); font-weight: 600; font-size: 14px; }
@@ -56,12 +62,17 @@ def _code(text: str) -> str:
 
 
 def table_html(table: Table) -> str:
-    head = "".join(f"<th scope=\"col\">{escape(str(c))}</th>" for c in table.frame.columns)
+    flags_class = ' class="flags"'
+    head = "".join(f'<th scope="col"{flags_class if c == "flags" else ""}>{escape(str(c))}</th>' for c in table.frame.columns)
     numeric = table.numeric or [False] * len(table.frame.columns)
     cells = ('<td class="num">', "<td>")
+    opening = [cells[0] if num else '<td class="flags">' if column == "flags" else cells[1]
+               for num, column in zip(numeric, table.frame.columns)]
+    flagged = table.flagged or [False] * len(table.frame)
     body = "\n".join(
-        "<tr>" + "".join(f"{cells[0] if num else cells[1]}{escape(str(v))}</td>" for v, num in zip(row, numeric)) + "</tr>"
-        for row in table.frame.itertuples(index=False))
+        ('<tr class="flagged">' if bad else "<tr>")
+        + "".join(f"{start}{escape(str(v))}</td>" for v, start in zip(row, opening)) + "</tr>"
+        for row, bad in zip(table.frame.itertuples(index=False), flagged))
     source = f' data-table="{escape(table.source)}"' if table.source else ""
     html = (f'<div class="table-wrap"><table{source}><caption class="sr-only">{escape(table.title)}</caption>'
             f"<thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table></div>")
@@ -80,8 +91,9 @@ def _part_html(section: Section, part: Part, counter: list[int]) -> str:
     for figure in part.figures:
         counter[0] += 1
         svg = scope_ids(figure.svg, f"f{counter[0]}-")
-        out.append(f'<figure class="plot" data-plot="{escape(figure.key)}" id="fig-{counter[0]}">'
-                   f"<figcaption><strong>Figure {counter[0]}. {escape(figure.title)}.</strong> {escape(figure.caption)} "
+        flag = f' <span class="flag">{escape(figure.flag_note)}</span>' if figure.flag_note else ""
+        out.append(f'<figure class="plot" data-plot="{escape(figure.key)}"{" data-flagged" if figure.flag_note else ""} id="fig-{counter[0]}">'
+                   f"<figcaption><strong>Figure {counter[0]}. {escape(figure.title)}.</strong> {escape(figure.caption)}{flag} "
                    f"{'Hover a mark for its exact values.' if figure.n_tips else 'The numbers are in the tables below.'}"
                    f"</figcaption>{svg}</figure>")
     for note in part.notes:
@@ -165,7 +177,8 @@ def markdown(report: Report) -> str:
                 out += [f"### {part.title}", ""]
             for figure in part.figures:
                 counter += 1
-                out += [f"*Figure {counter}. {figure.title}* (in the HTML report): {figure.caption}", ""]
+                out += [f"*Figure {counter}. {figure.title}* (in the HTML report): {figure.caption}"
+                        + (f" {figure.flag_note}" if figure.flag_note else ""), ""]
             out += [*part.notes, ""] if part.notes else []
             for table in part.tables:
                 out += [table_markdown(table), ""]

@@ -16,7 +16,7 @@ import pandas as pd
 
 from probekit.report import plots
 from probekit.report.gather import ReportData, SurveyScope, cost_known
-from probekit.report.plots import Figure, Palette
+from probekit.report.plots import Figure, Palette, with_flags
 from probekit.report.tables import Table, display_table
 
 
@@ -69,8 +69,13 @@ def _table(data: ReportData, scope: SurveyScope, name: str, title: str, **kwargs
 
 
 def _survey_title(scope: SurveyScope) -> str:
+    """The survey's id and title; a survey only partly asked (e.g. `--limit`) says how much, since its title may
+    name the whole ("62 propositions")."""
     title = str(scope.info.spec.get("title") or "").strip()
-    return f"{scope.survey_id}" + (f" — {title}" if title else "")
+    partial = (f" [partly asked: {scope.n_items_asked} of {scope.n_items} items]"
+               if 0 < scope.n_items_asked < scope.n_items else
+               f" [partly asked: {scope.n_items_asked} items, cut by the experiment's limit]" if scope.n_items < 0 else "")
+    return f"{scope.survey_id}" + (f" — {title}" if title else "") + partial
 
 
 def _keep(*items: Table | Figure | None) -> list:  # type: ignore[type-arg]
@@ -98,15 +103,23 @@ def summary(data: ReportData, palette: Palette) -> list[Part]:
     costed = cost_known(usage)
     if not costed:
         usage["cost_usd"] = np.nan
+    from probekit.analysis.quality import DEFAULT as thresholds
+
+    if "mean_label_mass" in usage:
+        mass = usage["mean_label_mass"].to_numpy(dtype=float)
+        usage["flags"] = np.where(np.isfinite(mass) & (mass < thresholds.min_label_mass), "low_label_mass", "")
     usage_table = display_table(
         usage, "Responses per model and survey",
-        columns=["model", "survey_id", "n_runs", "n_trials", "n_rows", "ok_rate", "refusal_rate", "invalid_rate", "error_rate",
-                 "prompt_tokens", "completion_tokens", "cost_usd", "mean_latency_ms"],
+        columns=["model", "survey_id", "n_runs", "n_trials", "n_rows", "ok_rate", "mean_label_mass", "refusal_rate",
+                 "invalid_rate", "error_rate", "prompt_tokens", "completion_tokens", "cost_usd", "mean_latency_ms"],
         rename={"survey_id": "survey", "n_runs": "runs", "n_trials": "trials", "n_rows": "result rows", "ok_rate": "valid",
-                "refusal_rate": "refusal", "invalid_rate": "invalid", "error_rate": "error", "prompt_tokens": "prompt tokens",
+                "mean_label_mass": "label mass", "refusal_rate": "refusal", "invalid_rate": "invalid", "error_rate": "error",
+                "prompt_tokens": "prompt tokens",
                 "completion_tokens": "completion tokens", "cost_usd": "cost (USD)", "mean_latency_ms": "mean latency (ms)"},
-        percent=["ok_rate", "refusal_rate", "invalid_rate", "error_rate"],
-        note="Rates are shares of result rows (one per trial × sample). " + (
+        percent=["ok_rate", "mean_label_mass", "refusal_rate", "invalid_rate", "error_rate"],
+        note="Rates are shares of result rows (one per trial × sample). Label mass: the mean probability the logprob "
+             "answers put on the answer labels before renormalising (– without logprob answers); a valid answer from a "
+             "sliver of mass is a renormalised tail, not an answer. " + (
             "Cost is summed over the rows whose provider reported a price." if costed else
             "Cost: unknown (local models, or no price reported by the provider)."), max_rows=200)
     models = data.models.copy()
@@ -150,8 +163,15 @@ def moral(data: ReportData, palette: Palette) -> list[Part]:
         if scope.info.kind != "choice" or uncertainty is None or uncertainty.empty:
             continue
         figures = _keep(plots.action_scatter(uncertainty, palette, _ambiguity(scope)), plots.qfc_strip(uncertainty, palette))
+        notes = []
         if "moralchoice" in scope.tables:
-            figures += _keep(plots.ambiguity_bars(scope.tables["moralchoice"], palette))
+            levels = scope.tables["moralchoice"]
+            figures += _keep(with_flags(plots.ambiguity_bars(levels, palette), levels))
+            wanted = sorted(set(_ambiguity(scope).values()))
+            missing = [level for level in wanted if level not in set(levels["ambiguity"].astype(str))]
+            if missing:
+                notes.append(f"Not asked in scope: the {', '.join(missing)} ambiguity scenarios; the low-against-high "
+                             "comparison below has only one side.")
         tables = _keep(
             _table(data, scope, "moralchoice", "Low against high ambiguity",
                    columns=["model", "reasoning", "ambiguity", "n_items", "n_forms", "valid_fraction", "share_action1", "p_action1",
@@ -166,7 +186,7 @@ def moral(data: ReportData, palette: Palette) -> list[Part]:
                    columns=["model", "reasoning", "item_id", "marginal", "entropy", "qf_e", "gjsd", "qf_c", "n_forms",
                             "n_valid_forms"]),
         )
-        parts.append(Part(title=_survey_title(scope), figures=figures, tables=tables))
+        parts.append(Part(title=_survey_title(scope), figures=figures, tables=tables, notes=notes))
     return parts
 
 
@@ -178,8 +198,15 @@ def _centroids(pct: pd.DataFrame) -> pd.DataFrame:
                      "economic": group["economic"].mean(), "economic_min": group["economic"].min(),
                      "economic_max": group["economic"].max(), "social": group["social"].mean(),
                      "social_min": group["social"].min(), "social_max": group["social"].max(),
-                     "n_unanswered_max": group["n_unanswered"].max()})
+                     "n_unanswered_max": group["n_unanswered"].max(), "flags": _union_flags(group)})
     return pd.DataFrame(rows)
+
+
+def _union_flags(group: pd.DataFrame) -> str:
+    """The flags of a summary row drawn from several flagged rows: every code any of them carries."""
+    from probekit.analysis.quality import flags_present
+
+    return ", ".join(flags_present([group])) if "flags" in group.columns else ""
 
 
 def compass(data: ReportData, palette: Palette) -> list[Part]:
@@ -201,7 +228,8 @@ def compass(data: ReportData, palette: Palette) -> list[Part]:
                         "Unanswered propositions add nothing (scoring them 'Agree' would do the same) and are counted."),
             _table(data, scope, "pct_spread", "Spread across paraphrases (the spinning arrow)"),
         )
-        parts.append(Part(title=_survey_title(scope), figures=_keep(plots.compass_plane(pct, palette)), tables=tables))
+        parts.append(Part(title=_survey_title(scope), figures=_keep(with_flags(plots.compass_plane(pct, palette), pct)),
+                          tables=tables))
     return parts
 
 
@@ -220,14 +248,20 @@ def _trait_grid(traits: pd.DataFrame) -> pd.DataFrame:
     present = list(dict.fromkeys(str(t) for t in traits["trait"]))
     order = [t for t in TRAIT_ORDER if t in present] + sorted(t for t in present if t not in TRAIT_ORDER)
     rows: dict[tuple[str, ...], dict[str, str]] = {}
+    flags: dict[tuple[str, ...], list[str]] = {}
     for row in traits.to_dict("records"):
         key = tuple(str(row[k]) for k in keys)
         text = cell(row["score"])
         if "score_ci_low" in row and cell(row["score_ci_low"]) != "–":
             text += f" [{cell(row['score_ci_low'])}, {cell(row['score_ci_high'])}]"
+        if isinstance(row.get("flags"), str) and row["flags"]:
+            text += " ⚑"  # this trait's score fails a precondition (the flags column says which)
+            flags.setdefault(key, []).append(str(row["flags"]))
         rows.setdefault(key, dict(zip(keys, key)))[str(row["trait"])] = text
     frame = pd.DataFrame(list(rows.values()))
-    return frame[[*keys, *[t for t in order if t in frame.columns]]]
+    frame["flags"] = [_union_flags(pd.DataFrame({"flags": flags.get(tuple(str(r[k]) for k in keys), [])}))
+                      for r in frame.to_dict("records")]
+    return frame[[*keys, *[t for t in order if t in frame.columns], "flags"]]
 
 
 def personality(data: ReportData, palette: Palette) -> list[Part]:
@@ -238,7 +272,7 @@ def personality(data: ReportData, palette: Palette) -> list[Part]:
             continue
         tables = _keep(
             display_table(_trait_grid(traits), "Trait scores per style and anchor order", source="likert_traits",
-                          note="Mean keyed item score [95 % CI over items], in scale points.",
+                          note="Mean keyed item score [95 % CI over items], in scale points; ⚑ marks a flagged trait score.",
                           more=_more(data, scope, "likert_traits")),
             _table(data, scope, "likert_traits", "Trait scores, one row each", collapsed=True,
                    columns=["model", "reasoning", "style", "anchors", "trait", "score", "n_items", "n_forms"], max_rows=200),
@@ -247,8 +281,8 @@ def personality(data: ReportData, palette: Palette) -> list[Part]:
                    note="α is empty (–) when the administrations do not vary (a deterministic model, one template)."),
             _table(data, scope, "likert_sensitivity", "Prompt sensitivity between styles", collapsed=True),
         )
-        parts.append(Part(title=_survey_title(scope), figures=_keep(plots.trait_profiles(traits, palette, _scale(scope))),
-                          tables=tables))
+        parts.append(Part(title=_survey_title(scope),
+                          figures=_keep(with_flags(plots.trait_profiles(traits, palette, _scale(scope)), traits)), tables=tables))
     return parts
 
 
@@ -267,7 +301,8 @@ def pobs(data: ReportData, palette: Palette) -> list[Part]:
             _table(data, scope, "pobs_topics", "Per topic", collapsed=True),
             _table(data, scope, "pobs_declarative", "Declared against inferred stance", collapsed=True),
         )
-        parts.append(Part(title=_survey_title(scope), figures=_keep(plots.pobs_bars(frame, palette)), tables=tables))
+        parts.append(Part(title=_survey_title(scope), figures=_keep(with_flags(plots.pobs_bars(frame, palette), frame)),
+                          tables=tables))
     return parts
 
 
@@ -332,13 +367,15 @@ def judges(data: ReportData, palette: Palette) -> list[Part]:
             continue
         figures: list[Figure] = []
         if position is not None and not position.empty:
-            figures += _keep(plots.judge_position_bars(position, palette))
+            figures += _keep(with_flags(plots.judge_position_bars(position, palette), position))
         if selfpref is not None and not selfpref.empty:
-            figures += _keep(plots.self_preference(selfpref, palette))
+            figures += _keep(with_flags(plots.self_preference(selfpref, palette), selfpref))
         tables = _keep(
             _table(data, scope, "judge_position", "Position consistency and fairness",
                    columns=["judge", "template_id", "reasoning", "n_pairs", "n_questions", "pc", "consistent", "primacy", "recency",
-                            "pf", "tie_rate", "n_incomplete"], rename={"pc": "PC", "pf": "PF"}),
+                            "pf", "pf_strict", "tie_rate", "n_incomplete"], rename={"pc": "PC", "pf": "PF", "pf_strict": "PF, strict"},
+                   note="primacy / recency and PF as Shi et al.'s script counts them (a tie in one order and the first- / "
+                        "second-shown answer in the other counts); PF, strict: probekit's variant that sets those pairs apart."),
             _table(data, scope, "judge_self_preference", "Self-preference: WR_self, WR_gold, DBG",
                    columns=["judge", "template_id", "reasoning", "n_pairs", "n_gold", "wr_self_all", "wr_self", "wr_gold", "dbg",
                             "eo_bias", "gold"],

@@ -34,6 +34,8 @@ class Table:
     source: str | None = None
     """The analysis table it shows (`probekit analyze --tables NAME`), when it is one."""
     total_rows: int = 0
+    flagged: list[bool] = field(default_factory=list)
+    """Per shown row: it fails a precondition (its `flags` cell is not empty); HTML greys it out."""
 
 
 def number(value: Any, *, percent: bool = False) -> str:
@@ -114,6 +116,9 @@ def display_table(
     wanted = [c for c in (columns if columns is not None else frame.columns) if c in frame.columns]
     if columns is None:
         wanted = [c for c in wanted if not c.endswith(CI_SUFFIXES) or c.rsplit("_ci_", 1)[0] not in frame.columns]
+    has_flags = "flags" in frame.columns and bool((frame["flags"].fillna("") != "").any())
+    # The flags column comes last; the HTML keeps it in view at the right edge while a wide table scrolls.
+    wanted = [c for c in wanted if c != "flags"] + (["flags"] if has_flags else [])
     rename = dict(rename or {})
     shown = frame.head(max_rows)
     out: dict[str, list[str]] = {}
@@ -138,7 +143,22 @@ def display_table(
         out[header] = values
         numeric.append(_is_numeric(frame[column]))
     notes = [note] if note else []
+    flagged = [bool(f) for f in shown["flags"].fillna("")] if has_flags else [False] * len(shown)
+    if has_flags:
+        notes.append(flag_note(frame["flags"]))
     if len(frame) > max_rows:
         notes.append(f"First {max_rows} of {len(frame)} rows" + (f"; every row: `{more}`" if more else "") + ".")
     return Table(title=title, frame=pd.DataFrame(out, columns=list(out)), numeric=numeric, note=" ".join(notes),
-                 collapsed=collapsed, source=source, total_rows=len(frame))
+                 collapsed=collapsed, source=source, total_rows=len(frame), flagged=flagged)
+
+
+def flag_note(flags: Sequence[Any] | pd.Series) -> str:
+    """The sentence under a table or figure with flagged rows: how many, and what each code present means."""
+    from probekit.analysis.quality import describe, flags_present
+
+    cells = ["" if not isinstance(f, str) else f for f in flags]
+    n = sum(bool(c) for c in cells)
+    present = flags_present([pd.DataFrame({"flags": cells})])
+    reasons = "; ".join(f"{code}: {describe(code)}" for code in present)
+    return (f"Flagged ({n} of {len(cells)} rows, greyed): not findings — {reasons}. "
+            "`probekit analyze --strict` leaves them out (docs/quality.md).")

@@ -328,16 +328,25 @@ class Survey(Strict):
     @model_validator(mode="after")
     def _check_generate_mode(self) -> Survey:
         # A generate survey has no options to score: its answers are the generated texts themselves.
-        if self.kind == "generate":
-            if "mode" not in self.scoring.model_fields_set:
-                self.scoring.mode = "generate"
-            elif self.scoring.mode != "generate":
-                raise ValueError(f"a generate survey is scored with mode 'generate', not {self.scoring.mode!r}: "
-                                 "write scoring: {mode: generate} or leave the mode out")
-        elif self.scoring.mode == "generate":
-            raise ValueError(f"scoring mode 'generate' is for generate surveys, not {self.kind!r} ones: "
-                             "use logprob, sample or sequence")
+        if self.kind == "generate" and "mode" not in self.scoring.model_fields_set:
+            self.scoring.mode = "generate"
+        problem = mode_problem(self.kind, self.scoring.mode)
+        if problem:
+            raise ValueError(problem)
         return self
+
+
+def mode_problem(kind: str, mode: str) -> str | None:
+    """Why a survey of `kind` cannot be scored with `mode` (None when it can): a generate survey has no options, so
+    only its generated texts are answers; the other kinds have no free answers. Checked for the spec and for a run's
+    --mode override (probekit.pipeline), so `--mode logprob` on a free-answer survey is refused before any model
+    loads."""
+    if kind == "generate" and mode != "generate":
+        return (f"a generate survey is scored with mode 'generate', not {mode!r}: write scoring: {{mode: generate}} or "
+                "leave the mode out (and do not pass --mode for it)")
+    if kind != "generate" and mode == "generate":
+        return f"scoring mode 'generate' is for generate surveys, not {kind!r} ones: use logprob, sample or sequence"
+    return None
 
 
 _PLAIN_NAME = re.compile(r"[A-Za-z_][\w-]*")

@@ -47,9 +47,14 @@ def test_position_consistency_primacy_recency_and_pf_by_hand() -> None:
     assert not by_q.loc["q5", "complete"]
     summary = position_summary(pairs, n_boot=200)
     assert summary["n_pairs"] == 4 and summary["n_incomplete"] == 1 and summary["n_questions"] == 4
-    assert (summary["consistent"], summary["primacy"], summary["recency"], summary["other_inconsistent"]) == (1, 1, 1, 1)
+    # q4 gave the labels C (tie) then A (b, shown first in the swapped order): Shi et al.'s script counts 'CA' as
+    # primacy (issue 22: the old count put it in other_inconsistent, so PF differed from theirs); probekit's strict
+    # variant keeps it apart under its own names.
+    assert (summary["consistent"], summary["primacy"], summary["recency"]) == (1, 2, 1)
+    assert (summary["primacy_strict"], summary["recency_strict"], summary["other_inconsistent"]) == (1, 1, 1)
     assert summary["pc"] == pytest.approx(1 / 4)
-    assert summary["pf"] == pytest.approx((1 - 1) / 4)
+    assert summary["pf"] == pytest.approx((1 - 2) / 4)
+    assert summary["pf_strict"] == pytest.approx((1 - 1) / 4)
     assert summary["tie_rate"] == pytest.approx(1 / 8)
     assert summary["pc_ci_low"] <= summary["pc"] <= summary["pc_ci_high"]
 

@@ -92,9 +92,12 @@ def test_opinion_change_and_declarative_by_hand() -> None:
         reflection.loc[mask, ["polarity", "refused"]] = [value, False]
     table = opinion_change(pd.concat([direct, reflection]), n_boot=200)
     row = table.iloc[0]
-    # over the polar topics, as the paper reports it (q5 is in the non-polar topic): 2 of 20; all topics 2 of 25
-    assert (row["setup_from"], row["setup_to"], row["n_pairs"]) == ("direct", "reflection", 20)
-    assert row["share_changed"] == pytest.approx(2 / 20)
+    # over the polar topics, as the paper reports it (q5 is in the non-polar topic), with the pair holding a Refused
+    # (q2 run 3) left out: 1 of 19 (issue 22: the old 2 of 20 counted Refused → 1 as a change, which the paper's
+    # figures do not); that count survives as the named variant share_changed_with_refusals; all topics 2 of 25
+    assert (row["setup_from"], row["setup_to"], row["n_pairs"]) == ("direct", "reflection", 19)
+    assert row["share_changed"] == pytest.approx(1 / 19) and row["n_pairs_refused"] == 1
+    assert (row["share_changed_with_refusals"], row["n_pairs_with_refusals"]) == (pytest.approx(2 / 20), 20)
     assert (row["share_changed_all_topics"], row["n_pairs_all_topics"]) == (pytest.approx(2 / 25), 25)
     declared = pd.DataFrame([{"model": "m", "setup": "direct", "run": "1", "item_id": "d1", "topic": "A vs B", "polar": True,
                               "declarative": True, "polarity": -1.0, "refused": False, "valid": True, "pair_key": "1"}])

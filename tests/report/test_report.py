@@ -237,3 +237,18 @@ def test_svg_ids_are_scoped_and_tooltips_inserted() -> None:
     assert '<g id="tip-1"><title>a &lt; b &amp; c</title>' in svg
     scoped = scope_ids(svg, "f3-")
     assert 'id="f3-p1"' in scoped and 'href="#f3-m1"' in scoped and "url(#f3-p1)" in scoped and 'id="f3-tip-1"' in scoped
+
+
+def test_flagged_rows_are_greyed_and_explained(families: tuple[Written, str, str]) -> None:
+    """Issue 22: the families run asks 8 of 62 PCT propositions and 10 of 50 IPIP items (2 per trait): the compass
+    and α rows are flagged, greyed, and the reason is written under the table, figure and heading."""
+    _written, html, md = families
+    assert "[partly asked: 8 of 62 items]" in html and "[partly asked: 10 of 50 items]" in html
+    alpha = html[html.index("Internal consistency (Cronbach&#x27;s α)"):]
+    alpha = alpha[:alpha.index("</table>") + 300]
+    assert '<tr class="flagged">' in alpha and "few_items" in alpha
+    assert "few_items: fewer than 3 items: Cronbach&#x27;s α is not meaningful" in alpha
+    compass = re.search(r'<figure class="plot" data-plot="compass" data-flagged[^>]*>(.*?)</figure>', html, flags=re.S)
+    assert compass and "partial_survey" in compass.group(1) and "FLAGGED, not a finding" in compass.group(1)
+    assert "| flags |" in md and "partial_survey" in md
+    assert ">label mass</th>" in html
