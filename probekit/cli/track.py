@@ -263,13 +263,22 @@ def track_systemd(
     ~/.config/systemd/user/, then `systemctl --user enable --now NAME.timer`)."""
     from probekit.tracking.scheduler import systemd_units
 
-    units = systemd_units(store, on_calendar=on_calendar, name=name, jobs=jobs, environment_file=environment_file)
+    try:
+        units = systemd_units(store, on_calendar=on_calendar, name=name, jobs=jobs, environment_file=environment_file)
+    except ValueError as error:
+        _fail(str(error))
     for filename, text in units.files.items():
         typer.echo(f"# ---- {filename} ----")
         typer.echo(text)
         if out is not None:
-            out.mkdir(parents=True, exist_ok=True)
-            (out / filename).write_text(text)
+            target = out / filename
+            if target.resolve().parent != out.resolve():  # unit names hold no '/'; this keeps it so
+                _fail(f"--name {name!r}: the unit file would be written outside {out}")
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+                target.write_text(text)
+            except OSError as error:
+                _fail(f"cannot write {target}: {error.strerror or error}; pass --out a writable directory")
     typer.echo(f"# install: cp {name}.service {name}.timer ~/.config/systemd/user/ && systemctl --user daemon-reload "
                f"&& systemctl --user enable --now {name}.timer")
 

@@ -8,7 +8,6 @@ they survive restarts and `probekit query "SELECT * FROM track_jobs"` sees them;
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,9 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from probekit.store.store import Store
+from probekit.tracking.names import check_job_name
 from probekit.tracking.schedule import Schedule, parse_schedule, utc
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 class JobExistsError(ValueError):
@@ -94,9 +93,7 @@ class Job(BaseModel):
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError(f"job name {value!r}: use letters, digits, '_', '.', '-' (at most 64, starting with a letter or digit)")
-        return value
+        return check_job_name(value)  # raises JobNameError, a ValueError pydantic reports
 
     @field_validator("surveys", "models")
     @classmethod
