@@ -259,7 +259,7 @@ def _redacted_configs(arrow: Any) -> Any:
     import pyarrow as pa
 
     texts = arrow["config"].to_pylist()
-    cleaned = []
+    cleaned: list[str | None] = []
     for text in texts:
         if text is None:
             cleaned.append(None)
