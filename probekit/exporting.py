@@ -72,6 +72,31 @@ class ExportError(ProbekitError, ValueError):
     """The export cannot be made (unknown table or format, nothing in scope, output directory in use ...)."""
 
 
+def manifest_relative_path(root: Path, path: object, what: str) -> Path:
+    """`root / path` for a path a manifest names, refused (ValueError naming `what`) unless it is a plain
+    relative path that stays inside `root`: not absolute, no `..`, no backslash or drive, not reaching out
+    through a symbolic link. A manifest is data from elsewhere; its paths are never followed out of the
+    export directory (by `probekit import`, or by `export --overwrite` removing an earlier export's files)."""
+    import ntpath
+    from pathlib import PurePosixPath
+
+    if not isinstance(path, str) or not path.strip():
+        raise ValueError(f"{what}: the path {path!r} is not a relative file path")
+    pure = PurePosixPath(path)
+    if pure.is_absolute() or ntpath.isabs(path) or ntpath.splitdrive(path)[0] or "\\" in path:
+        raise ValueError(f"{what}: the path {path!r} is absolute; a manifest names files inside its directory only")
+    if any(part == ".." for part in pure.parts) or "\x00" in path:
+        raise ValueError(f"{what}: the path {path!r} leads out of the export directory ('..'); refused")
+    target = root / pure
+    try:
+        inside = target.resolve().is_relative_to(root.resolve())
+    except OSError:
+        inside = False
+    if not inside:
+        raise ValueError(f"{what}: the path {path!r} resolves outside the export directory (a symbolic link?); refused")
+    return target
+
+
 @dataclass
 class ExportSummary:
     """What an export wrote."""
@@ -446,29 +471,82 @@ def _readme(manifest: dict[str, Any]) -> str:
 
 
 # -- the output directory -------------------------------------------------------------------------
-def _staging(out_dir: Path, overwrite: bool) -> Path:
-    if out_dir.exists():
-        if not out_dir.is_dir():
-            raise ExportError(f"{out_dir} exists and is not a directory")
-        if any(out_dir.iterdir()) and not (overwrite and (out_dir / "manifest.json").exists()):
-            raise ExportError(f"{out_dir} is not empty; choose a new directory"
-                              + ("" if overwrite else " (or pass overwrite=True / --overwrite to replace an earlier export there)"))
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
+def _cannot_write(out_dir: Path, error: OSError) -> ExportError:
+    where = error.filename or out_dir
+    return ExportError(f"cannot write the export to {out_dir}: {where}: {error.strerror or error}; "
+                       "pass --out a directory you can write (not under a file, a device or a read-only place)")
+
+
+def _previous_export(out_dir: Path) -> set[str]:
+    """The files (relative paths) the export already in `out_dir` wrote, per its manifest: `--overwrite`
+    replaces these and nothing else (the user's own files there stay)."""
+    found = out_dir / "manifest.json"
+    try:
+        manifest = json.loads(found.read_text(encoding="utf-8"))
+        sections = [manifest.get("tables") or {}, (manifest.get("analysis") or {}).get("tables") or {}]
+        files = {"manifest.json", "README.md"}
+        for section in sections:
+            for name, table in section.items():
+                for entry in table.get("files", []):
+                    target = manifest_relative_path(out_dir, entry.get("path"), f"{found} (table {name})")
+                    files.add(target.relative_to(out_dir).as_posix())
+    except (OSError, ValueError, AttributeError, TypeError) as error:
+        raise ExportError(f"{out_dir}: --overwrite replaces only the files an earlier export wrote, as its manifest "
+                          f"lists them, and {found} cannot be read as one ({error}); choose a new directory") from None
+    return files
+
+
+def _staging(out_dir: Path, overwrite: bool) -> tuple[Path, set[str] | None]:
+    """A fresh staging directory beside `out_dir`, and the earlier export's files when one is replaced."""
+    previous: set[str] | None = None
+    try:
+        if out_dir.exists():
+            if not out_dir.is_dir():
+                raise ExportError(f"{out_dir} exists and is not a directory")
+            if any(out_dir.iterdir()):
+                if not (overwrite and (out_dir / "manifest.json").exists()):
+                    raise ExportError(f"{out_dir} is not empty; choose a new directory"
+                                      + ("" if overwrite else " (or pass overwrite=True / --overwrite to replace an earlier export there)"))
+                previous = _previous_export(out_dir)
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+    except OSError as error:
+        raise _cannot_write(out_dir, error) from None
+    return staging, previous
+
+
+def _publish(staging: Path, out_dir: Path, previous: set[str] | None) -> None:
+    """Move the finished export into place. Into a new or empty directory: one rename. Over an earlier
+    export: its files (per its manifest) are replaced, other files in the directory are left alone, and a
+    file of the new export that would replace one of those refuses the export before anything changes."""
+    if previous is None:
+        if out_dir.exists():
+            out_dir.rmdir()  # empty (checked by _staging)
+        staging.rename(out_dir)
+        return
+    new = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
+    clash = [rel for rel in new if rel not in previous and os.path.lexists(out_dir / rel)]
+    if clash:
+        raise ExportError(f"{out_dir / clash[0]} is not a file of the earlier export (its manifest does not list it) and "
+                          "the new export would replace it; move it away or export into another directory")
+    # The old manifest goes first: a directory left half-replaced by a crash is then no export (never one
+    # whose manifest lists files that changed).
+    for rel in ["manifest.json", *sorted(previous - {"manifest.json"})]:
+        path = out_dir / rel
+        if path.is_file() or path.is_symlink():
+            path.unlink()
+    for rel in sorted(previous, key=lambda r: -r.count("/")):  # directories only the old export filled
+        parent = (out_dir / rel).parent
+        while parent != out_dir and parent.is_dir() and not any(parent.iterdir()):
+            parent.rmdir()
+            parent = parent.parent
+    for rel in [*(r for r in new if r != "manifest.json"), "manifest.json"]:
+        target = out_dir / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging / rel, target)
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    return staging
-
-
-def _publish(staging: Path, out_dir: Path) -> None:
-    """Move the finished export into place (an earlier export there is replaced only now)."""
-    if out_dir.exists():
-        old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-        out_dir.rename(old)
-        staging.rename(out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        staging.rename(out_dir)
 
 
 # -- the entry point ------------------------------------------------------------------------------
@@ -532,11 +610,13 @@ def export(
         if not result:
             raise ExportError("no analysis table applies to the results in scope (no valid answers?)")
         snapshot = _read(source, [], run_list, survey, model_list, False)
-        staging = _staging(target, overwrite)
+        staging, previous = _staging(target, overwrite)
         try:
             described = _write_analysis_tables(result, staging / "analysis", fmt)
-        except BaseException:
+        except BaseException as error:
             shutil.rmtree(staging, ignore_errors=True)
+            if isinstance(error, OSError):
+                raise _cannot_write(target, error) from None
             raise
         analysis_meta = {"tables": described, "seed": seed, "n_boot": n_boot,
                          "contract": "docs/analysis.md (the JSON of `probekit analyze --format json`)"}
@@ -549,11 +629,15 @@ def export(
                                   "(the schema version is in the manifest)")
             table_list = list(dict.fromkeys(table_list))
         snapshot = _read(source, table_list, run_list, survey, model_list, partition)
-        staging = _staging(target, overwrite)
+        staging, previous = _staging(target, overwrite)
         try:
             store_tables = _write_store_tables(snapshot, staging, fmt, partition)
-        except BaseException:
+        except BaseException as error:
             shutil.rmtree(staging, ignore_errors=True)
+            if isinstance(error, OSError):
+                raise _cannot_write(target, error) from None
+            if isinstance(error, duckdb.IOException):
+                raise ExportError(f"cannot write the export to {target}: {str(error).splitlines()[0]}") from None
             raise
     try:
         manifest = _manifest(snapshot, store=source, fmt=fmt, partition=partition, scope=scope,
@@ -562,9 +646,11 @@ def export(
         _check_no_keys(text, [r["config"] for r in manifest["runs"]])
         (staging / "manifest.json").write_text(text + "\n", encoding="utf-8")
         (staging / "README.md").write_text(_readme(manifest), encoding="utf-8")
-        _publish(staging, target)
-    except BaseException:
+        _publish(staging, target, previous)
+    except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(error, OSError):
+            raise _cannot_write(target, error) from None
         raise
     written = store_tables if not analysis else (analysis_meta or {}).get("tables", {})
     files = [target / f["path"] for t in written.values() for f in t["files"]]

@@ -54,6 +54,7 @@ def scoring_settings(survey: Survey, options: RunOptions) -> ScoringSettings:
         fallback=scoring.fallback,
         patterns=survey.matcher.patterns,
         refusals=survey.matcher.refusals,
+        judging=survey.kind == "pairwise",  # a judge's verdict is never read from the responses' texts
     )
 
 

@@ -1,6 +1,7 @@
 """One run with two API models (two real loopback OpenAI-compatible servers with a fixed latency) and the
-local SmolLM2: the models proceed concurrently, so the run takes far less than the three runs one after
-another. Servers record when each request was served, so the overlap is checked from their records."""
+local SmolLM2: the models proceed concurrently. Servers record when each request was served, so the overlap
+is checked from their records and the stored rows, never from how long the run took (a loaded machine
+stretches every duration; timings belong in benchmarks/)."""
 
 from __future__ import annotations
 
@@ -38,22 +39,13 @@ def options(models: dict[str, str | None], store: Path) -> RunOptions:
 
 def test_two_api_models_and_a_local_model_overlap(servers: list[str], tmp_path: Path) -> None:
     models: dict[str, str | None] = {"openai/bench-a": servers[0], "openai/bench-b": servers[1], "smollm2": None}
-    alone = {}
-    for model, url in models.items():
-        started = time.perf_counter()
-        summary = run([STARTER], options({model: url}, tmp_path / f"{model.replace('/', '_')}.duckdb"))
-        alone[model] = time.perf_counter() - started
-        assert summary.errors == 0
     together_started = time.time()
-    started = time.perf_counter()
     summary = run([STARTER], options(models, tmp_path / "together.duckdb"))
-    together = time.perf_counter() - started
-    print(f"\nalone: {', '.join(f'{m} {s:.1f}s' for m, s in alone.items())} (sum {sum(alone.values()):.1f}s); "
-          f"together {together:.1f}s ({together / sum(alone.values()):.2f} of the sum)")
     assert summary.errors == 0 and len(summary.models) == 3
-    counts = Store(tmp_path / "together.duckdb").query("SELECT model, count(*) AS n FROM results GROUP BY model ORDER BY model")
+    store = Store(tmp_path / "together.duckdb")
+    counts = store.query("SELECT model, count(*) AS n FROM results GROUP BY model ORDER BY model")
     assert counts["n"].tolist() == [summary.trials] * 3
-    # Each server's requests of the joint run (the last ones it served) overlap the other's.
+    # Each server's requests of the joint run overlap the other's: the two API models ran at the same time.
     windows = []
     for url in servers:
         intervals = [pair for pair in server_stats(url, intervals=True)["intervals"] if pair[0] >= together_started]
@@ -61,11 +53,10 @@ def test_two_api_models_and_a_local_model_overlap(servers: list[str], tmp_path: 
         windows.append((min(start for start, _ in intervals), max(end for _, end in intervals)))
     (a_start, a_end), (b_start, b_end) = windows
     assert max(a_start, b_start) < min(a_end, b_end), windows
-    # The API models did not wait for the local model (it loads and scores for longer than they need).
-    assert max(a_end, b_end) - together_started < together
-    # The others' time is hidden behind the longest model (at least half of it; all of it ideally).
-    longest = max(alone.values())
-    assert together < longest + 0.5 * (sum(alone.values()) - longest)
+    # The API models did not wait for the local model: their servers answered the first request before the
+    # local model stored its last row (it loads, then scores, for longer than they need).
+    local_last = store.query("SELECT max(epoch(created_at)) AS t FROM results WHERE model = 'smollm2'")["t"][0]
+    assert min(a_start, b_start) < local_last, (windows, local_last)
 
 
 def test_two_local_models_start_together(tmp_path: Path) -> None:

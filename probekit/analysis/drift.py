@@ -338,6 +338,18 @@ def excess_ci(distance: ArrayLike, noise: ArrayLike, *, n_boot: int = DEFAULT_RE
     return mean_ci(d, n_boot=n_boot, seed=seed)
 
 
+def check_drift_settings(*, alpha: float = ALPHA, n_boot: int = DEFAULT_RESAMPLES, min_effect: float = 0.0) -> None:
+    """ValueError naming the option when a drift setting cannot give a meaningful answer: the false discovery
+    rate must be in (0, 1), at least one bootstrap resample is needed for a CI, and the smallest effect that
+    counts is a finite distance >= 0."""
+    if not (isinstance(alpha, (int, float)) and 0 < alpha < 1):
+        raise ValueError(f"--alpha {alpha}: the false discovery rate must be between 0 and 1 (exclusive), e.g. 0.05")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 1:
+        raise ValueError(f"--n-boot {n_boot}: the 95% CIs need at least 1 bootstrap resample (1000 is the default)")
+    if not (isinstance(min_effect, (int, float)) and math.isfinite(min_effect) and min_effect >= 0):
+        raise ValueError(f"--min-effect {min_effect}: the smallest excess distance that counts must be a number >= 0")
+
+
 def compare(a: RunData, b: RunData, *, n_options: dict[str, int], metric: str = "jsd", level: str = "form",
             values: dict[str, NDArray[np.float64]] | None = None, noise_pairs: Sequence[tuple[RunData, RunData]] = (),
             alpha: float = ALPHA, min_effect: float = 0.0, n_boot: int = DEFAULT_RESAMPLES, seed: int = 0) -> Comparison:
@@ -353,6 +365,7 @@ def compare(a: RunData, b: RunData, *, n_options: dict[str, int], metric: str = 
     of the per-item noise distances, and at least `min_effect`) and their marginal distribution moved by more
     than TOLERANCE (and `min_effect`), or, without a noise floor, when their test
     is significant."""
+    check_drift_settings(alpha=alpha, n_boot=n_boot, min_effect=min_effect)
     distance = a.distances(b, level, metric, values)
     common = list(distance.index)
     noise = noise_distances(noise_pairs, metric, values, level).reindex(common) if noise_pairs else pd.Series(np.nan, index=distance.index)

@@ -21,6 +21,11 @@ __all__ = ["analyze", "tables_to_json"]
 
 from probekit.defaults import DEFAULT_STORE
 
+TABLE_ROWS = 40
+"""Rows per table printed with --tables / --all."""
+SUMMARY_LINES = 150
+"""Default output longer than this many lines is replaced by a summary (one line per table)."""
+
 
 def analyze(
     run: Annotated[Optional[str], typer.Option("--run", help="Run id (default: the newest run).")] = None,
@@ -33,7 +38,7 @@ def analyze(
     store: Annotated[Path, typer.Option("--store", help="DuckDB store file.", envvar="PROBEKIT_STORE")] = DEFAULT_STORE,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
     n_boot: Annotated[int, typer.Option("--n-boot", min=1, help="Bootstrap resamples for the 95% CIs.")] = 1000,
-    limit: Annotated[int, typer.Option(min=1, help="Max rows per table in table format.")] = 40,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Max rows per table in table format (default 40). Without --tables, --all or --limit, output longer than 150 lines is a summary: one line per table.")] = None,
     wide: Annotated[bool, typer.Option("--wide", help="Every column at full width (default: fit 100 columns).")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Drop the rows whose `flags` name a failed precondition (too few items, low label mass, partly asked survey, position-only judge ...; docs/quality.md).")] = False,
     judge_margin: Annotated[Optional[float], typer.Option("--judge-margin", min=0.0, max=1.0, help="A response wins a judged pair only when its two-order score beats the other's by more than this (default 0.05; docs/judges.md).")] = None,
@@ -87,9 +92,16 @@ def analyze(
             typer.echo(f"error: cannot write the tables to {out}: {error.strerror or error}; pass --out a writable "
                        "directory", err=True)
             raise typer.Exit(1) from None
-    from probekit.cli.display import echo_tables
+    from probekit.cli.display import echo_tables, tables_summary, tables_text
 
-    echo_tables(result, format, wide=wide, limit=limit)
+    if format == "table" and only is None and not all_tables and limit is None and not wide:
+        text = tables_text(result, wide=wide, limit=TABLE_ROWS, more_hint="--tables {name} --limit N")
+        # Small results print whole; longer ones (a run of several survey families: hundreds of lines) as a
+        # summary, one line per table, the tables themselves on request.
+        typer.echo(text if text.count("\n") <= SUMMARY_LINES else tables_summary(result))
+        _echo_flags(result, thresholds)
+        return
+    echo_tables(result, format, wide=wide, limit=limit or TABLE_ROWS)
     if format == "table":
         _echo_flags(result, thresholds)
 

@@ -247,9 +247,15 @@ def _run_surveys(plan: Any, progress: _Progress | None, quiet: bool) -> None:
     except (ValueError, RuntimeError, FileNotFoundError, ImportError) as error:
         _fail(str(error))
     if summary.already_complete:
-        typer.echo(f"Nothing to do: run {summary.run_id} already holds these results ({summary.trials} trials per model; "
-                   f"same surveys, models and settings). Look at them: probekit analyze --run {summary.run_id} --store {store}. "
-                   "Repeat it on purpose with --new-run.")
+        if quiet:  # scripts read the run id, done or not
+            typer.echo(summary.run_id)
+            return
+        from probekit.cli.display import wrap
+
+        typer.echo(wrap(f"Nothing to do: run {summary.run_id} already holds these results ({summary.trials} trials per "
+                        "model; same surveys, models and settings).\n"
+                        f"  Look at them: probekit analyze --run {summary.run_id} --store {store}\n"
+                        "  Repeat it on purpose with --new-run.", indent="    "))
         return
     _print_summary(summary, quiet)
     if summary.errors:
@@ -379,19 +385,9 @@ def runs(
     if format != "table" or wide:
         _print_frame(frame, format, 1000)
         return
-    from rich.console import Console
-    from rich.table import Table
+    from probekit.cli.display import runs_text
 
-    table = Table(box=None, pad_edge=False, show_edge=False)
-    for column, justify in (("run", "left"), ("started", "left"), ("status", "left"), ("surveys", "left"),
-                            ("models", "left"), ("trials", "right"), ("answered", "right"), ("errors", "right")):
-        table.add_column(column, justify=justify, overflow="fold",  # type: ignore[arg-type]
-                         no_wrap=column in ("run", "started", "status", "trials", "answered", "errors"))
-    for row in frame.itertuples():
-        started = row.started_at.strftime("%m-%d %H:%M") if row.started_at is not None else ""
-        table.add_row(str(row.run_id), started, str(row.status), str(row.surveys or ""), str(row.models or ""),
-                      str(row.trials), str(row.answered), str(row.errors))
-    Console(width=100, soft_wrap=False).print(table if len(frame) else "(no runs)")
+    typer.echo(runs_text(frame))
 
 
 @app.command()
@@ -440,6 +436,13 @@ app.command("export")(__import__("probekit.cli.export", fromlist=["export_comman
 app.command("report")(__import__("probekit.cli.report", fromlist=["report_command"]).report_command)
 
 
+def _unwrap_help() -> None:
+    """Docstring line breaks would show in --help as breaks mid-sentence (probekit.cli.display.unwrap_help)."""
+    from probekit.cli.display import unwrap_command_help
+
+    unwrap_command_help(app)
+
+
 MULTI_VALUE_OPTIONS = ("--models", "-m", "--reasoning")
 """Options that take several values after one flag (README: `--reasoning direct reasoning`)."""
 
@@ -469,6 +472,7 @@ def main() -> None:
     """The console entry point. An error that no command turned into a message still ends as one line on stderr
     (exit 1), never a traceback; PROBEKIT_DEBUG=1 shows the traceback."""
     try:
+        _unwrap_help()
         app(args=expand_multi_value_options(sys.argv[1:]), prog_name="probekit")
     except (KeyboardInterrupt, SystemExit):
         raise

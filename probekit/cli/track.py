@@ -327,13 +327,22 @@ def track_systemd(
     ~/.config/systemd/user/, then `systemctl --user enable --now NAME.timer`)."""
     from probekit.tracking.scheduler import systemd_units
 
-    units = systemd_units(store, on_calendar=on_calendar, name=name, jobs=jobs, environment_file=environment_file)
+    try:
+        units = systemd_units(store, on_calendar=on_calendar, name=name, jobs=jobs, environment_file=environment_file)
+    except ValueError as error:
+        _fail(str(error))
     for filename, text in units.files.items():
         typer.echo(f"# ---- {filename} ----")
         typer.echo(text)
         if out is not None:
-            out.mkdir(parents=True, exist_ok=True)
-            (out / filename).write_text(text)
+            target = out / filename
+            if target.resolve().parent != out.resolve():  # unit names hold no '/'; this keeps it so
+                _fail(f"--name {name!r}: the unit file would be written outside {out}")
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+                target.write_text(text)
+            except OSError as error:
+                _fail(f"cannot write {target}: {error.strerror or error}; pass --out a writable directory")
     typer.echo(f"# install: cp {name}.service {name}.timer ~/.config/systemd/user/ && systemctl --user daemon-reload "
                f"&& systemctl --user enable --now {name}.timer")
 
@@ -391,7 +400,30 @@ def render_drift(report: DriftReport, top: int) -> str:
     return "\n".join(lines)
 
 
-def _on_change(command: str, report: DriftReport, payload: str) -> None:
+ON_CHANGE_TIMEOUT = 120.0
+"""Seconds an --on-change command may run before it (and every process it started) is stopped."""
+
+
+def _stop_group(process: Any) -> None:
+    """Stop a command run in its own session and everything it started: SIGTERM, then SIGKILL after 5 s."""
+    import signal
+    import subprocess
+
+    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, None)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _on_change(command: str, report: DriftReport, payload: str, timeout: float = ON_CHANGE_TIMEOUT) -> None:
+    """Run the hook through the shell with the report on stdin; a hook still running after `timeout` seconds
+    is stopped with everything it started (it runs in its own session), so a hung webhook never hangs drift."""
     import subprocess
     import tempfile
 
@@ -401,11 +433,34 @@ def _on_change(command: str, report: DriftReport, payload: str) -> None:
     env = {**os.environ, "PROBEKIT_DRIFT_JSON": handle.name, "PROBEKIT_DRIFT_SURVEY": report.survey,
            "PROBEKIT_DRIFT_MODEL": report.model, "PROBEKIT_DRIFT_CHANGED": " ".join(changed)}
     try:
-        result = subprocess.run(command, shell=True, input=payload + "\n", text=True, env=env)
+        process = subprocess.Popen(command, shell=True, stdin=subprocess.PIPE, text=True, env=env, start_new_session=True)
+        try:
+            process.communicate(payload + "\n", timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _stop_group(process)
+            typer.echo(f"warning: --on-change command still running after {timeout:g}s; stopped it "
+                       "(--on-change-timeout sets the limit)", err=True)
+            return
+        except BaseException:  # Ctrl-C: the hook is in its own session, so stop it here
+            _stop_group(process)
+            raise
     finally:
         os.unlink(handle.name)
-    if result.returncode:
-        typer.echo(f"warning: --on-change command exited {result.returncode}", err=True)
+    if process.returncode:
+        typer.echo(f"warning: --on-change command exited {process.returncode}", err=True)
+
+
+def _plot_problem(plot: Path) -> str | None:
+    """Why PATH.png / PATH.svg cannot be written, found before any work: a parent that is a file or device
+    (e.g. /dev/null/x), or a directory that is not writable."""
+    parent = plot.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"--plot {plot}: {parent} is not a directory"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"--plot {plot}: {parent} is not writable"
+    return None
 
 
 def drift_command(
@@ -423,6 +478,7 @@ def drift_command(
     format: Annotated[str, typer.Option("--format", "-f", help="table | json")] = "table",
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Write the distance-from-first timeline as PATH.png and PATH.svg.")] = None,
     on_change: Annotated[Optional[str], typer.Option("--on-change", help="Shell command run once when a pair changed (report JSON on stdin and in $PROBEKIT_DRIFT_JSON).")] = None,
+    on_change_timeout: Annotated[float, typer.Option("--on-change-timeout", help="Seconds the --on-change command may run; then it is stopped with what it started (a warning; the exit code stays 3).")] = ON_CHANGE_TIMEOUT,
     n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap resamples for the 95% CIs.")] = 1000,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
     store: StoreOption = DEFAULT_STORE,
@@ -435,6 +491,16 @@ def drift_command(
         _fail(f"--by {by!r}: use one of {', '.join(BY_CHOICES)}")
     if format not in ("table", "json"):
         _fail(f"unknown format {format!r}: use table or json")
+    from probekit.analysis.drift import check_drift_settings
+
+    try:
+        check_drift_settings(alpha=alpha, n_boot=n_boot, min_effect=min_effect)
+    except ValueError as error:
+        _fail(str(error))
+    if not on_change_timeout > 0:
+        _fail(f"--on-change-timeout {on_change_timeout}: give a number of seconds > 0")
+    if plot is not None and (problem := _plot_problem(plot)):
+        _fail(f"{problem}; pass --plot a path in a writable directory")
     try:
         report = drift(store, survey=survey, model=model, by=by, since=_when(since, "--since"), job=job, metric=metric, level=level,
                        alpha=alpha, min_effect=min_effect, n_boot=n_boot, seed=seed, latest_only=latest)
@@ -450,14 +516,17 @@ def drift_command(
     if plot is not None and report.snapshots:
         from probekit.tracking.plot import plot_drift
 
-        paths = plot_drift(report, plot)
+        try:
+            paths = plot_drift(report, plot)
+        except OSError as error:
+            _fail(f"--plot {plot}: cannot write {error.filename or plot}: {error.strerror or error}")
         typer.echo(f"plot: {', '.join(map(str, paths))}", err=format == "json")
     if len(report.snapshots) < 2:
         typer.echo(f"only {len(report.snapshots)} snapshot(s): nothing to compare yet", err=True)
         raise typer.Exit(EXIT_NOTHING_TO_COMPARE)
     if report.changed:
         if on_change:
-            _on_change(on_change, report, payload)
+            _on_change(on_change, report, payload, on_change_timeout)
         raise typer.Exit(EXIT_CHANGED)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 import duckdb
 
 from probekit.errors import ProbekitError
-from probekit.exporting import EXPORT_FORMAT, EXPORT_FORMAT_VERSION, REQUIRED_FOR_IMPORT
+from probekit.exporting import EXPORT_FORMAT, EXPORT_FORMAT_VERSION, REQUIRED_FOR_IMPORT, manifest_relative_path
 from probekit.store.recorder import StoreRecorder
 from probekit.store.store import DEFAULT_STORE, Store
 
@@ -80,25 +81,75 @@ def read_manifest(path: str | Path) -> tuple[Path, dict[str, Any]]:
     if found is None:
         raise ExportImportRefused(f"{path}: no probekit export here (a directory with the manifest.json that "
                                   "`probekit export` writes)")
-    manifest = json.loads(found.read_text(encoding="utf-8"))
+    try:
+        manifest = json.loads(found.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ExportImportRefused(f"{found}: line {error.lineno} column {error.colno}: not valid JSON ({error.msg}); the "
+                                  "manifest is damaged or truncated: export the runs again") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ExportImportRefused(f"{found}: cannot be read ({error})") from None
+    if not isinstance(manifest, dict):
+        raise ExportImportRefused(f"{found}: a JSON {type(manifest).__name__}, not the object `probekit export` writes")
     if manifest.get("format") != EXPORT_FORMAT:
         raise ExportImportRefused(f"{found}: not a probekit export manifest")
     if int(manifest.get("format_version", 0)) > EXPORT_FORMAT_VERSION:
         raise ExportImportRefused(f"{found}: export format version {manifest.get('format_version')} is newer than "
                                   f"this probekit reads ({EXPORT_FORMAT_VERSION}); upgrade probekit")
     tables = manifest.get("tables") or {}
+    if not isinstance(tables, dict):
+        raise ExportImportRefused(f"{found}: 'tables' is a {type(tables).__name__}, not an object of tables")
     missing = [t for t in REQUIRED_FOR_IMPORT if t not in tables]
     if missing:
         what = "an analysis export" if "analysis" in manifest and not tables else f"tables {', '.join(missing)} are missing"
         raise ExportImportRefused(f"{found.parent}: cannot restore runs from it ({what}); export with --tables all "
                                   "to move runs between stores")
+    for name, table in tables.items():
+        _check_table_entry(found, name, table)
     return found.parent, manifest
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _check_table_entry(found: Path, name: str, table: object) -> None:
+    """One table of the manifest has the shape `probekit export` writes, and its paths stay in the directory."""
+    where = f"{found} (table {name})"
+    if not isinstance(table, dict):
+        raise ExportImportRefused(f"{where}: a {type(table).__name__}, not a table entry")
+    rows, files, columns = table.get("rows"), table.get("files", []), table.get("columns")
+    if not isinstance(rows, int) or isinstance(rows, bool) or rows < 0:
+        raise ExportImportRefused(f"{where}: 'rows' is {rows!r}, not a row count")
+    if not isinstance(columns, list) or not all(isinstance(c, dict) and isinstance(c.get("name"), str)
+                                                 and isinstance(c.get("type"), str) for c in columns):
+        raise ExportImportRefused(f"{where}: 'columns' is not a list of {{name, type}}")
+    partition_by = table.get("partition_by", [])
+    if not isinstance(partition_by, list) or not all(isinstance(c, str) for c in partition_by):
+        raise ExportImportRefused(f"{where}: 'partition_by' is not a list of column names")
+    try:
+        if "path" in table:
+            manifest_relative_path(found.parent, str(table["path"]).rstrip("/") or ".", where)
+        if not isinstance(files, list):
+            raise ValueError(f"{where}: 'files' is not a list")
+        for entry in files:
+            if not isinstance(entry, dict):
+                raise ValueError(f"{where}: a file entry is a {type(entry).__name__}, not {{path, bytes, sha256}}")
+            manifest_relative_path(found.parent, entry.get("path"), where)
+            if not isinstance(entry.get("bytes"), int) or isinstance(entry.get("bytes"), bool):
+                raise ValueError(f"{where}: file {entry.get('path')!r} has no byte count ('bytes')")
+            if not isinstance(entry.get("sha256"), str) or not _SHA256.fullmatch(entry["sha256"]):
+                raise ValueError(f"{where}: file {entry.get('path')!r} has no sha256 (64 hex digits); every file of an "
+                                 "export is checked against it, so one without cannot be imported")
+    except ValueError as error:
+        raise ExportImportRefused(str(error)) from None
 
 
 def _check_files(root: Path, name: str, table: dict[str, Any]) -> list[Path]:
     paths = []
     for entry in table.get("files", []):
-        path = root / entry["path"]
+        try:
+            path = manifest_relative_path(root, entry["path"], f"{root / 'manifest.json'} (table {name})")
+        except ValueError as error:
+            raise ExportImportRefused(str(error)) from None
         if not path.is_file():
             raise ExportImportRefused(f"{path}: missing (table {name}); the export is incomplete")
         if path.stat().st_size != entry["bytes"]:
@@ -176,10 +227,57 @@ def read_export_tables(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]
                 raise ExportImportRefused(f"{root / table['path']}: cannot be read as {fmt} ({error})") from None
             if arrow.num_rows != table["rows"]:
                 raise ExportImportRefused(f"{root / table['path']}: {arrow.num_rows} rows, the manifest says {table['rows']}")
+            if name == "runs" and "config" in arrow.column_names:
+                arrow = _redacted_configs(arrow)
             data[name] = arrow
     finally:
         con.close()
     return manifest, data
+
+
+_SECRET_KEY = re.compile(r"(?i)([a-z0-9]+[_-])?(api[_-]?key|secret|password|passwd|credentials?|private[_-]?key)"
+                         r"|(access|auth|bearer|api|refresh|session)[_-]?token|token")
+"""Configuration keys whose values are credentials (matched whole: `api_key`, `openai_api_key`, `token`;
+not `api_key_env` or `stop_token`)."""
+
+
+def redact_config(value: Any) -> Any:
+    """A run configuration with credentials removed: values of keys named like one (`api_key`, `token`,
+    `secret` ...; `api_key_env`, a variable's NAME, is kept) and key-shaped text anywhere
+    (`probekit.backends.errors.redact`). A store never holds a key, whatever an imported file says."""
+    from probekit.backends.errors import redact
+
+    if isinstance(value, dict):
+        return {k: ("***" if isinstance(v, str) and v and _SECRET_KEY.fullmatch(str(k)) else redact_config(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_config(v) for v in value]
+    if isinstance(value, str):
+        return redact(value)
+    return value
+
+
+def _redacted_configs(arrow: Any) -> Any:
+    import pyarrow as pa
+
+    texts = arrow["config"].to_pylist()
+    cleaned: list[str | None] = []
+    for text in texts:
+        if text is None:
+            cleaned.append(None)
+            continue
+        try:
+            parsed = json.loads(text)
+        except (TypeError, ValueError):
+            from probekit.backends.errors import redact
+
+            cleaned.append(redact(str(text)))
+            continue
+        redacted = redact_config(parsed)
+        cleaned.append(text if redacted == parsed else json.dumps(redacted, sort_keys=True))
+    if cleaned == texts:
+        return arrow
+    index = arrow.column_names.index("config")
+    return arrow.set_column(index, arrow.schema.field(index), pa.array(cleaned, type=arrow.schema.field(index).type))
 
 
 def import_export(path: str | Path, *, store_path: str | Path = DEFAULT_STORE, replace: bool = False) -> RestoreSummary:

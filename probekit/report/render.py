@@ -146,40 +146,54 @@ tables behind them: <code>probekit analyze --format json</code> (docs/analysis.m
 
 
 # -- Markdown ------------------------------------------------------------------------------------------------
+def md(text: object) -> str:
+    """Text from the data (model and judge names, titles, notes) made inert in Markdown: Markdown renderers
+    pass raw HTML through, so `<`, `>` and `&` are written as entities outside `code spans` (inside one they
+    are shown as typed, never interpreted)."""
+    parts = str(text).split("`")
+    closed = len(parts) % 2 == 1  # an odd count of backticks leaves the last one unclosed: not a code span
+    out = []
+    for i, part in enumerate(parts):
+        in_code = i % 2 == 1 and (closed or i < len(parts) - 1)
+        out.append(part if in_code else escape(part, quote=False))
+    return "`".join(out)
+
+
 def _md_cell(value: object) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    return escape(str(value), quote=False).replace("|", "\\|").replace("\n", " ")
 
 
 def table_markdown(table: Table) -> str:
     columns = [_md_cell(c) for c in table.frame.columns]
     numeric = table.numeric or [False] * len(columns)
-    lines = [f"#### {table.title}", "", "| " + " | ".join(columns) + " |",
+    lines = [f"#### {md(table.title)}", "", "| " + " | ".join(columns) + " |",
              "|" + "|".join("---:" if num else "---" for num in numeric) + "|"]
     lines += ["| " + " | ".join(_md_cell(v) for v in row) + " |" for row in table.frame.itertuples(index=False)]
     if table.note:
-        lines += ["", table.note]
+        lines += ["", md(table.note)]
     return "\n".join(lines)
 
 
 def markdown(report: Report) -> str:
-    """The report's tables (and figure titles) as Markdown."""
+    """The report's tables (and figure titles) as Markdown; every text from the data through `md` (no raw
+    HTML reaches the file, as in the HTML report)."""
     when = report.generated_at.strftime("%Y-%m-%d %H:%M UTC")
-    out = [f"# {report.title}", "", f"Scope: {report.scope} · store `{report.store}` · generated {when} by probekit "
-           f"{report.version} · 95 % CIs: percentile bootstrap over items, {report.n_boot} resamples", ""]
+    out = [f"# {md(report.title)}", "", f"Scope: {md(report.scope)} · store `{report.store.replace('`', chr(39))}` · generated {when} "
+           f"by probekit {md(report.version)} · 95 % CIs: percentile bootstrap over items, {report.n_boot} resamples", ""]
     if report.omitted:
-        out += ["Not in this report: " + "; ".join(f"{title} ({why})" for title, why in report.omitted) + ".", ""]
-    out += [*report.notes, ""] if report.notes else []
+        out += ["Not in this report: " + "; ".join(f"{md(title)} ({md(why)})" for title, why in report.omitted) + ".", ""]
+    out += [*map(md, report.notes), ""] if report.notes else []
     counter = 0
     for number, section in enumerate(report.sections, start=1):
-        out += [f"## {number}. {section.title}", "", section.intro, ""]
+        out += [f"## {number}. {md(section.title)}", "", md(section.intro), ""]
         for part in section.parts:
             if part.title:
-                out += [f"### {part.title}", ""]
+                out += [f"### {md(part.title)}", ""]
             for figure in part.figures:
                 counter += 1
-                out += [f"*Figure {counter}. {figure.title}* (in the HTML report): {figure.caption}"
-                        + (f" {figure.flag_note}" if figure.flag_note else ""), ""]
-            out += [*part.notes, ""] if part.notes else []
+                out += [f"*Figure {counter}. {md(figure.title)}* (in the HTML report): {md(figure.caption)}"
+                        + (f" {md(figure.flag_note)}" if figure.flag_note else ""), ""]
+            out += [*map(md, part.notes), ""] if part.notes else []
             for table in part.tables:
                 out += [table_markdown(table), ""]
     return "\n".join(out).rstrip() + "\n"

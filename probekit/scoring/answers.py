@@ -31,6 +31,9 @@ class ScoringSettings:
     fallback: str = "sample"
     patterns: dict[str, list[list[str]]] = field(default_factory=dict)
     refusals: list[str] = field(default_factory=list)
+    judging: bool = False
+    """Pairwise surveys: the options are responses under judgment, and a reply is read by the verdict grammar
+    alone (labels, the templates' patterns, the tie text), never by the responses' texts (see match_answer)."""
 
 
 def distribution_fields(label_probs_shown: Sequence[float], order: Sequence[int]) -> dict[str, Any]:
@@ -69,26 +72,47 @@ def _stem(text: str) -> str:
     return re.sub(r"[^a-z0-9 ]", "", text.lower()).strip()
 
 
-def match_answer(text: str, trial: Trial, patterns: dict[str, list[list[str]]], refusals: list[str]) -> tuple[str, int | None]:
+RESPONSES = 2
+"""In a pairwise trial the canonical options 0 and 1 are the two responses; a tie option comes after them."""
+
+
+def response_positions(trial: Trial) -> set[int]:
+    """Shown positions that hold a response under judgment (pairwise trials)."""
+    return {k for k, canonical in enumerate(trial.order) if canonical < RESPONSES}
+
+
+def match_answer(text: str, trial: Trial, patterns: dict[str, list[list[str]]], refusals: list[str], *,
+                 judging: bool = False) -> tuple[str, int | None]:
     """Parse free text to (status, canonical option index) following MoralChoice's order of passes:
     exact patterns, stemmed patterns, a verdict in double brackets ([[B]]), a leading label / yes-no, the
-    refusal list, else invalid."""
+    refusal list, else invalid.
+
+    With `judging` (a judge's reply on a pairwise trial) the responses' texts are not part of the grammar:
+    a response may be anything a model wrote, including `[[A]]`, `A]]` or a label, and the verdict must be
+    read from what the judge wrote by the template's verdict forms alone. Only their labels (and the
+    template's patterns that do not quote a response) name them; a tie option keeps its text ("Tie")."""
     answer = _normalise(text)
     if not answer:
         return "invalid", None
     first_line = answer.splitlines()[0] if answer else answer
+    hidden = response_positions(trial) if judging else set()
     values = {}
     for k, option in enumerate(trial.shown_options, start=1):
+        if k - 1 in hidden:  # a pattern quoting a response is no verdict form (left out below)
+            option = _QUOTED
         values[f"option_{k}"] = option
         values[f"option_{k}_short"] = option.rstrip(".")
-        values[f"label_{k}"] = trial.labels[k - 1]
+    for k, label in enumerate(trial.labels, start=1):
+        values[f"label_{k}"] = label
     per_position: list[list[str]] = []
     template_patterns = patterns.get(trial.template_id)
     for k, label in enumerate(trial.labels):
-        forms = [label, f"{label}.", f"({label})", f"[{label}]", f"Answer: {label}", f"Answer: {label}.",
-                 f"Option {label}", f"{label}. {trial.shown_options[k]}", trial.shown_options[k]]
+        forms = [label, f"{label}.", f"({label})", f"[{label}]", f"Answer: {label}", f"Answer: {label}.", f"Option {label}"]
+        if k not in hidden:
+            forms += [f"{label}. {trial.shown_options[k]}", trial.shown_options[k]]
         if template_patterns and k < len(template_patterns):
-            forms = [p.format_map(_Values(values)) for p in template_patterns[k]] + forms
+            filled = [_fill_pattern(p, values) for p in template_patterns[k]]
+            forms = [f for f in filled if f is not None] + forms
         per_position.append(forms)
     # 1. exact match of the whole answer or its first line
     for candidate in (answer, first_line):
@@ -102,7 +126,7 @@ def match_answer(text: str, trial: Trial, patterns: dict[str, list[list[str]]], 
         if len(hits) == 1:
             return "ok", trial.order[hits.pop()]
     # 2b. one verdict label in double brackets anywhere (LLM-judge format: "... [[A]]", FastChat's pair-v2)
-    bracketed = set(re.findall(r"\[\[\s*([A-Za-z0-9]+)\s*\]\]", answer))
+    bracketed = set(re.findall(r"\[\[\s*([^\[\]]+?)\s*\]\]", answer))  # any label: [[B]], [[Output (b)]]
     hits = {k for k, label in enumerate(trial.labels) if label in bracketed}
     if len(hits) == 1:
         return "ok", trial.order[hits.pop()]
@@ -131,7 +155,7 @@ def sample_fields(trial: Trial, text: str, settings: ScoringSettings) -> dict[st
     answer = text
     if trial.reasoning == "reasoning" and trial.answer_prefix and trial.answer_prefix in text:
         answer = text.rsplit(trial.answer_prefix, 1)[1]
-    status, choice = match_answer(answer, trial, settings.patterns, settings.refusals)
+    status, choice = match_answer(answer, trial, settings.patterns, settings.refusals, judging=settings.judging)
     return {"status": status, "choice": choice,
             "distribution": one_hot(trial.n_options, choice) if choice is not None else None, "raw_text": text}
 
@@ -144,3 +168,12 @@ def trial_seed(seed: int, trial_id: str) -> int:
 class _Values(dict[str, str]):
     def __missing__(self, key: str) -> str:
         return "{" + key + "}"
+
+
+_QUOTED = "\x00response\x00"
+"""Stands for a response's text in a judge's patterns: a pattern holding it is dropped."""
+
+
+def _fill_pattern(pattern: str, values: dict[str, str]) -> str | None:
+    filled = pattern.format_map(_Values(values))
+    return None if _QUOTED in filled else filled

@@ -20,9 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from probekit.errors import ProbekitError
 from probekit.settings import RunFlags, RunRequest
 from probekit.store.store import Store
+from probekit.tracking.names import check_job_name
 from probekit.tracking.schedule import Schedule, ScheduleError, parse_schedule, utc
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 class JobExistsError(ProbekitError, ValueError):
@@ -81,9 +81,7 @@ class Job(BaseModel):
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError(f"job name {value!r}: use letters, digits, '_', '.', '-' (at most 64, starting with a letter or digit)")
-        return value
+        return check_job_name(value)  # raises JobNameError, a ValueError pydantic reports
 
     @field_validator("surveys", "models")
     @classmethod

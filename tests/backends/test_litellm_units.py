@@ -105,33 +105,64 @@ def test_retry_after_forms_and_redaction() -> None:
 
 
 # -- rate limiter ---------------------------------------------------------------------------------
-def test_rpm_limit_spaces_requests() -> None:
+class VirtualClock:
+    """The limiter's clock and sleep, replaced: sleeping advances the clock by exactly the time asked, so the
+    schedule the limiter computes is checked exactly, however loaded the machine is (no wall-clock bound)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        # At least a nanosecond: a wait that rounding leaves at 1e-16 would not move a float clock at all
+        # (a real clock always moves on).
+        self.now += max(seconds, 1e-9)
+
+
+@pytest.fixture()
+def clock(monkeypatch: pytest.MonkeyPatch) -> VirtualClock:
+    import types
+
+    import probekit.ratelimit as ratelimit
+
+    virtual = VirtualClock()
+    monkeypatch.setattr(ratelimit, "time", types.SimpleNamespace(monotonic=virtual.monotonic))
+    monkeypatch.setattr(ratelimit, "asyncio", types.SimpleNamespace(sleep=virtual.sleep, Lock=asyncio.Lock))
+    return virtual
+
+
+def test_rpm_limit_spaces_requests(clock: VirtualClock) -> None:
     async def go() -> float:
         limiter = RateLimiter(rpm=600)  # 10 per second, burst of 10
-        started = time.monotonic()
+        started = clock.monotonic()
         for _ in range(25):
             await limiter.acquire()
-        return time.monotonic() - started
+        return clock.monotonic() - started
 
     elapsed = asyncio.run(go())
-    assert 1.3 <= elapsed <= 3.0  # 10 at once, then 15 more at 10/s
+    assert elapsed == pytest.approx(1.5)  # 10 at once, then 15 more at 10/s
+    assert len([s for s in clock.sleeps if s > 1e-6]) == 15 and all(s == pytest.approx(0.1) for s in clock.sleeps if s > 1e-6)
 
 
-def test_tpm_limit_and_hold() -> None:
+def test_tpm_limit_and_hold(clock: VirtualClock) -> None:
     async def go() -> tuple[float, float]:
         limiter = RateLimiter(tpm=6000)  # 100 tokens per second
-        started = time.monotonic()
+        started = clock.monotonic()
         for _ in range(3):
             await limiter.acquire(100)
-        tokens_elapsed = time.monotonic() - started
+        tokens_elapsed = clock.monotonic() - started
         limiter.hold(0.5)
-        started = time.monotonic()
+        started = clock.monotonic()
         await limiter.acquire(1)
-        return tokens_elapsed, time.monotonic() - started
+        return tokens_elapsed, clock.monotonic() - started
 
     tokens_elapsed, held = asyncio.run(go())
-    assert 1.6 <= tokens_elapsed <= 3.0
-    assert held >= 0.45
+    assert tokens_elapsed == pytest.approx(2.0)  # the first 100 tokens at once, then 100 a second
+    assert held == pytest.approx(0.5)
 
 
 # -- configuration --------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ directory: `file:line: what — fix`, exit 2 from validate, expand and run, no s
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -107,9 +106,7 @@ def test_bad_spec_is_a_file_line_problem_everywhere(tmp_path: Path, kind: str) -
     store = tmp_path / "store.duckdb"
     for command in (["validate", str(spec)], ["expand", str(spec)],
                     ["run", str(spec), "--models", "fake:a", "--store", str(store), "-q"]):
-        started = time.monotonic()
         first = refused(cli(*command), words, code=2)
-        assert time.monotonic() - started < 10, (command, "took too long")
         assert ":" in first and (spec.name in first or "items.jsonl" in first), first  # file:line
     assert not store.exists()
 
