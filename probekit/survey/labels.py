@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+from functools import lru_cache
 
 from probekit.survey.schema import LabelKind
 
@@ -51,13 +52,37 @@ def join_or(labels: list[str]) -> str:
     return ", ".join(labels[:-1]) + " or " + labels[-1]
 
 
+LABEL_PREFIXES = ("", " ", "(", " (")
+"""What may stand before a label in the model's answer and still name it ("A", " A", "(A", " (A")."""
+
+
+def label_cores(label: str) -> tuple[str, ...]:
+    """The spellings of a label that count as it: case variants only for word labels (a lower-case 'a' is
+    the English article, not option A)."""
+    if len(label) == 1:
+        return (label,)
+    return tuple(dict.fromkeys((label, label.lower(), label.upper(), label.capitalize())))
+
+
 def label_variants(label: str) -> list[str]:
-    """Surface forms of one label whose probabilities are summed (METRICS.md §0): 'A', ' A', 'yes', ' Yes' ..."""
-    # Case variants only for word labels: a lower-case 'a' is the English article, not option A.
-    cores = [label] if len(label) == 1 else [label, label.lower(), label.upper(), label.capitalize()]
-    variants: list[str] = []
-    for core in cores:
-        for form in (core, " " + core, "(" + core, " (" + core):
-            if form not in variants:
-                variants.append(form)
-    return variants
+    """Surface forms of one label whose probabilities are summed (METRICS.md §0): 'A', ' A', 'yes', ' Yes' ...
+
+    The one surface-form policy of probekit: the scoring layer sends these forms with every label request
+    (`LabelRequest.forms`, see `label_forms`) and reads generated answers with the same rule
+    (`strip_label_prefix` + `label_cores`, probekit.scoring.reading)."""
+    return list(dict.fromkeys(prefix + core for core in label_cores(label) for prefix in LABEL_PREFIXES))
+
+
+@lru_cache(maxsize=4096)
+def label_forms(labels: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    """`label_variants` of each label (cached: the same few label sets recur in every batch of a run)."""
+    return tuple(tuple(label_variants(label)) for label in labels)
+
+
+def strip_label_prefix(text: str) -> str:
+    """Generated text without what may stand before a label (`LABEL_PREFIXES`, read liberally: any leading
+    whitespace, newlines included, and one '(' with spaces around it)."""
+    text = text.lstrip()
+    if text.startswith("("):
+        text = text[1:].lstrip()
+    return text

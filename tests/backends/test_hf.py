@@ -151,3 +151,39 @@ def test_dequantized_weights_are_cached(smollm2) -> None:
     assert again.details["cache"] == "hit"
     assert (Path(again.details["cache_dir"]) / "model.safetensors").exists()
     assert again.weights_sha256 and len(again.weights_sha256) == 64
+
+
+def test_generation_returns_top_k_logprobs_equal_to_teacher_forcing(smollm2, clear_trials) -> None:
+    """`generate` with top_logprobs: every generated token carries its logprob and the top k, best first;
+    greedy picks the top token, and its logprobs equal the teacher-forced logprobs of the same ids."""
+    from probekit.backends.base import GenerateRequest
+
+    prompt = trial_prompt([t for t in clear_trials if t.template_id == "ab"][0])
+    request = GenerateRequest(prompt, max_tokens=6, top_logprobs=5)
+    ids = smollm2.encode_prompt(smollm2.prompt_text(prompt))
+    (made,), = smollm2.generate_ids([ids], [request])
+    assert made.tokens is not None and len(made.tokens) == len(made.token_ids) > 0
+    for token in made.tokens:
+        assert len(token.top) == 5 and token.top[0] == (token.token, token.logprob), "greedy: the chosen token ranks first"
+        assert [lp for _t, lp in token.top] == sorted((lp for _t, lp in token.top), reverse=True)
+    (forced,) = smollm2.continuation_logprobs_ids([(ids, made.token_ids)])
+    assert forced == pytest.approx([t.logprob for t in made.tokens], abs=1e-4)
+    (generation,), = smollm2.generate_sync([request])  # through the primitive: what the runtime gets
+    assert generation.text == made.text and [t.token for t in generation.tokens or []] == [t.token for t in made.tokens]
+    sampled = GenerateRequest(prompt, max_tokens=4, temperature=1.0, seed=3, n=2, top_logprobs=3)
+    for output in smollm2.generate_sync([sampled])[0]:
+        assert output.tokens and all(len(t.top) == 3 and t.logprob <= t.top[0][1] for t in output.tokens)
+
+
+def test_single_token_reading_equals_teacher_forcing_of_the_same_forms(smollm2, clear_trials) -> None:
+    """The two ways the base reads P(label) agree on forms that are single tokens: one next-token position,
+    or each form teacher-forced as a continuation."""
+    from probekit.backends.base import LabelRequest
+
+    prompt = trial_prompt([t for t in clear_trials if t.template_id == "ab"][0])
+    forms = (("A", " A"), ("B", " B"))
+    tokens = smollm2.label_tokens(forms)
+    assert tokens.single is not None and all(len(ids) == 2 for ids in tokens.single)
+    (read,) = smollm2.label_logprobs_sync([LabelRequest(prompt, ("A", "B"), forms)])
+    forced = smollm2.teacher_forced_label_probs([tokens], [smollm2.encode_prompt(smollm2.prompt_text(prompt))])[0]
+    assert forced == pytest.approx(read.probs, rel=1e-4)

@@ -71,3 +71,23 @@ def test_tight_batches_bound_padding_and_budget() -> None:
         assert sum(widths) >= (1 - backend.MAX_PADDING) * len(batch) * max(widths)
     # short prompts never share a batch with the long ones
     assert [sorted(lengths[i] for i in b) for b in batches] == [[10, 11, 12, 13], [95, 100], [390, 400]]
+
+
+@pytest.mark.slow
+def test_continuations_sharing_their_prompt_equal_unshared(smollm2, trials) -> None:
+    """Sequence mode and teacher-forced labels score several continuations of one prompt: the prompt's
+    key/value cache is computed once and shared; the numbers equal scoring each pair whole."""
+    prompts = [smollm2.encode_prompt(smollm2.prompt_text(trial_prompt(t))) for t in trials[:3]]
+    pairs = [(p, smollm2.encode_text(text)) for p in prompts for text in (" Paris", " (B", "PARIS is far", "A")]
+    shared, singles = smollm2._prefix_plan([list(p) + list(c) for p, c in pairs], [tuple(p) for p, _c in pairs],
+                                           [len(c) + 1 for _p, c in pairs])
+    assert sorted(len(members) for _length, members in shared) == [4, 4, 4] and not singles
+    assert all(length == len(pairs[members[0]][0]) - 1 for length, members in shared), "each member keeps its last prompt token"
+    smollm2.share_prefix = False
+    try:
+        whole = smollm2.continuation_logprobs_ids(pairs)
+    finally:
+        smollm2.share_prefix = True
+    reused = smollm2.continuation_logprobs_ids(pairs)
+    assert [len(v) for v in reused] == [len(c) for _p, c in pairs]
+    assert max(abs(a - b) for x, y in zip(whole, reused) for a, b in zip(x, y)) < 1e-4
