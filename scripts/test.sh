@@ -14,5 +14,6 @@ if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 &
     || echo "warning: could not install chromium; the browser test will be skipped" >&2
 fi
 export LITELLM_LOCAL_MODEL_COST_MAP=True TOKENIZERS_PARALLELISM=false
+.venv/bin/ruff check probekit tests benchmarks surveys scripts   # lint rules and line length of pyproject.toml
 .venv/bin/python -m mypy probekit --ignore-missing-imports   # the typed public API stays mypy-clean
 exec .venv/bin/python -m pytest -q "$@"
