@@ -9,7 +9,7 @@ from typing import Any
 
 from probekit.backends.base import LabelRequest, LabelScores
 from probekit.backends.fake import FakeBackend
-from probekit.runtime import score_sync
+from probekit.scoring.sync import score_sync
 from probekit.scoring import ScoringSettings
 from probekit.scoring.reading import _matches
 from probekit.survey.expand import expand
