@@ -251,8 +251,8 @@ def measure_client(name: str, client: Client, api_base: str, concurrency: int,
 
 
 def _run_kwargs(api_base: str, concurrency: int, store: Path) -> dict[str, Any]:
-    return {"models": [MODEL], "store": store, "new_run": True,
-            "backend_options": {MODEL: {"api_base": api_base, "concurrency": concurrency}}}
+    # `probekit run`'s own options (probekit.settings.RunRequest): the server is named, so no key is needed.
+    return {"models": [MODEL], "store": store, "new_run": True, "api_base": api_base, "concurrency": concurrency}
 
 
 class CpuSampler:

@@ -43,7 +43,8 @@ DEFAULT = ""
 MIN_QUESTIONS = 5
 """Fewer questions than this: the row is flagged `few_questions` (a mean over 1–4 questions is an anecdote)."""
 LOW_VALID_MASS = 0.1
-"""Mean valid label mass below this: flagged `low_valid_mass` (the distribution is renormalised from noise, §10)."""
+"""Mean valid label mass below this: flagged `low_label_mass` (the distribution is renormalised from noise, §10;
+the same code and threshold as probekit.analysis.quality)."""
 CORRECT_ANSWER_TAU = 0.9
 """Park et al.'s "correct answer" effect: the model's modal share ≥ τ on an item where no human group reaches τ."""
 POOLED = "(mean of groups)"
@@ -270,7 +271,7 @@ def _flags(n: Array, valid_mass: Array | None = None, extra: Sequence[str] | Non
         elif count < MIN_QUESTIONS:
             marks.append("few_questions")
         if valid_mass is not None and np.isfinite(valid_mass[index]) and valid_mass[index] < LOW_VALID_MASS:
-            marks.append("low_valid_mass")
+            marks.append("low_label_mass")
         if extra is not None and extra[index]:
             marks.append(extra[index])
         out.append(",".join(marks))
@@ -375,7 +376,7 @@ def baselines_table(human: pd.DataFrame, population: tuple[str, str] | None, *, 
                                                    if rows["representativeness"].notna().any() else np.nan)})
     table["flags"] = _flags(table["n_questions"].to_numpy())
     out = pd.concat([table, pd.DataFrame(summary)], ignore_index=True)
-    out["flags"] = out["flags"].fillna("summary")
+    out["flags"] = out["flags"].fillna("")
     return out
 
 

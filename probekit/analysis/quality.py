@@ -79,6 +79,13 @@ FLAGS: dict[str, Flag] = {f.code: f for f in (
     Flag("one_repetition", "fewer than two repetitions per question: reliability is undefined"),
     Flag("skipped_rows", "the import behind these results skipped bad rows (--skip-bad): the figures cover fewer answers "
                          "than the source holds"),
+    # Human alignment (probekit.analysis.human flags these itself: the builder knows its question counts).
+    Flag("one_question", "one question only: a group's score from one question is an anecdote, not an alignment"),
+    Flag("few_questions", "fewer than 5 questions: the mean over so few questions is not a group's alignment"),
+    Flag("one_topic", "one topic only: consistency across topics is undefined"),
+    Flag("one_context", "one context per question (no personas or samples): the model's spread across contexts is 0 "
+                        "by construction"),
+    Flag("one_group_slope", "fewer than 3 target groups: the steerability slope across groups is not meaningful"),
 )}
 
 
@@ -126,6 +133,9 @@ def apply(name: str, table: pd.DataFrame, ctx: AnalysisContext) -> pd.DataFrame:
             for code, mask in check(table, ctx).items():
                 for i in np.flatnonzero(np.asarray(mask, dtype=bool)):
                     found[i].add(code)
+    if "flags" in table.columns:  # what the builder flagged itself (it knows preconditions no generic check sees)
+        for i, cell in enumerate(table["flags"]):
+            found[i].update(codes(cell))
     order = list(FLAGS)
     text = [", ".join(sorted(s, key=lambda c: order.index(c) if c in order else len(order))) for s in found]
     base = table.drop(columns=["flags"]) if "flags" in table.columns else table
