@@ -35,8 +35,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
-import cProfile
 import contextlib
+import cProfile
 import math
 import os
 import pstats

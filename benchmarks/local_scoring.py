@@ -6,8 +6,9 @@ Measured in one process, model load excluded for all:
 - floor: the exact padded token batches probekit forms (same prompts, same token budget), fed straight to
   `model(...)` with `logits_to_keep=1` under `torch.inference_mode()` — no prompt rendering, tokenization,
   label extraction or result rows. Nothing that scores these prompts can do much better on this model.
-- probekit: the scoring layer over `HFBackend` through a runtime (`probekit.scoring.sync.score_sync`: chat template, tokenization, batching, forward, label
-  distribution, top-20 logprobs, result rows), prefix sharing off so the token batches match the floor.
+- probekit: the scoring layer over `HFBackend` through a runtime (`probekit.scoring.sync.score_sync`: chat template,
+  tokenization, batching, forward, label distribution, top-20 logprobs, result rows), prefix sharing off so the token
+  batches match the floor.
 - probekit runner (--runner): the whole `probekit run` path (model load, expansion, DuckDB commits).
 The floor and probekit alternate batch group by batch group on the same prompts, so other load on the
 machine hits both alike.
@@ -42,8 +43,8 @@ def main() -> None:
     from probekit.backends.hf import HFBackend
     from probekit.pipeline import run_async
     from probekit.runner import RunOptions
-    from probekit.scoring.sync import score_sync
     from probekit.scoring import ScoringSettings, trial_prompt
+    from probekit.scoring.sync import score_sync
     from probekit.survey.expand import expand
     from probekit.survey.loader import load_survey
 

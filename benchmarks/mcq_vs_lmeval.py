@@ -128,8 +128,8 @@ class LmEval:
 def probekit_score(backend: Any, trials: list[Any], batch: int) -> tuple[float, float, list[list[dict[str, Any]]]]:
     """Score trials the way the runner does (batches of `batch` in expansion order); wall seconds, process
     CPU seconds, rows."""
-    from probekit.scoring.sync import score_sync
     from probekit.scoring import ScoringSettings
+    from probekit.scoring.sync import score_sync
 
     settings = ScoringSettings(mode="logprob")
     rows: list[list[dict[str, Any]]] = []
@@ -297,7 +297,8 @@ def print_report(r: dict[str, Any]) -> None:
     print(f"agreement (identity order): {100 * r['agreement_identity']:.2f}%   (all orders: {100 * r['agreement_all_orders']:.2f}%)")
     print(f"accuracy identity: probekit {100 * r['accuracy_identity_probekit']:.2f}%  lm-eval {100 * r['accuracy_identity_lmeval']:.2f}%"
           f"  difference {r['accuracy_difference_points']:+.2f} points")
-    print(f"throughput on {r['timed_prompts']} prompts (same prompts, both systems): probekit {r['probekit_prompts_per_s']:.2f} prompts/s  lm-eval {r['lmeval_prompts_per_s']:.2f} prompts/s"
+    print(f"throughput on {r['timed_prompts']} prompts (same prompts, both systems): "
+          f"probekit {r['probekit_prompts_per_s']:.2f} prompts/s  lm-eval {r['lmeval_prompts_per_s']:.2f} prompts/s"
           f"  ratio {r['speedup']:.2f}x")
     if "cpu_ratio" in r:
         print(f"  robust to other load: process CPU-time ratio {r['cpu_ratio']:.2f}x, median per-chunk wall ratio "
@@ -309,7 +310,8 @@ def print_report(r: dict[str, Any]) -> None:
     print(f"accuracy identity {100 * s['acc_identity']:.2f}%  PriDe {100 * s['acc_pride']:.2f}%  full cyclic {100 * s['acc_cyclic']:.2f}%;"
           f" prompts identity {s['prompts_identity']}  PriDe {s['prompts_pride']}  cyclic {s['prompts_cyclic']}; prior {s['pride_prior']}")
     for row in r["probekit_calibration"]:
-        print(f"calibration {row['prediction']:<15} n={row['n']:<5} acc {100 * row['accuracy']:.2f}%  ECE {row['ece']:.4f}  Brier {row['brier']:.4f}")
+        print(f"calibration {row['prediction']:<15} n={row['n']:<5} acc {100 * row['accuracy']:.2f}%  "
+              f"ECE {row['ece']:.4f}  Brier {row['brier']:.4f}")
 
 
 if __name__ == "__main__":

@@ -24,8 +24,15 @@ from probekit.provenance import package_versions, survey_hash
 from probekit.runner import ModelSummary, RunOptions, RunSummary, execute
 from probekit.scoring import MODES, ScoringSettings
 from probekit.scoring.priors import run_priors, source_priors
-from probekit.settings import (REASONING_MODES, RunPlan, RunRequest, RunSettings, check_installed, check_ray_installed,
-                               plan_run)
+from probekit.settings import (
+    REASONING_MODES,
+    RunPlan,
+    RunRequest,
+    RunSettings,
+    check_installed,
+    check_ray_installed,
+    plan_run,
+)
 from probekit.store.recorder import Recorder, StoreRecorder
 from probekit.store.store import RunClaim, Store
 from probekit.store.writer import patiently

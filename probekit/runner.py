@@ -2,8 +2,8 @@
 cache, concurrency, rate limits, probes) and the models proceed concurrently (API models overlap each other
 and a local model); trials are scored by the scoring layer (probekit.scoring) in batches, what still fails
 is recorded as errors (never as answers), and results reach the recorder in small batches (through the run's
-one writer, probekit.store.writer), so a killed run resumes without loss or duplicates. Planning a run (inputs, configuration, resume, post-run tables) is
-probekit.pipeline's job."""
+one writer, probekit.store.writer), so a killed run resumes without loss or duplicates. Planning a run (inputs,
+configuration, resume, post-run tables) is probekit.pipeline's job."""
 
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ way for every engine (inspect_ai's split between ModelAPI and Model):
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
@@ -25,8 +26,17 @@ from typing import Any, TypeVar
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from probekit.backends.base import (
-    Backend, BackendError, Capabilities, ContinuationRequest, ContinuationScores, Generation, GenerateRequest,
-    LabelRequest, LabelScores, ModelInfo, Prompt,
+    Backend,
+    BackendError,
+    Capabilities,
+    ContinuationRequest,
+    ContinuationScores,
+    GenerateRequest,
+    Generation,
+    LabelRequest,
+    LabelScores,
+    ModelInfo,
+    Prompt,
 )
 from probekit.cache import ResponseCache
 from probekit.ratelimit import RateLimiter
@@ -132,7 +142,7 @@ class ModelRuntime:
         for _ in range(PROBE_ATTEMPTS_WITHOUT_LOGPROBS):
             request = GenerateRequest(PROBE_PROMPT, 1, 0.0, seed=0, top_logprobs=asked)
             try:
-                (outputs,) = await self._with_retries(lambda: self.backend.generate([request]))
+                (outputs,) = await self._with_retries(functools.partial(self.backend.generate, [request]))
             except BackendError as error:
                 if error.error_class == "bad_request" and "logprob" in str(error).lower():
                     return 0, "the provider rejected the logprobs parameters"

@@ -32,8 +32,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from probekit.defaults import DEFAULT_MODEL, DEFAULT_STORE
 from probekit.errors import EXIT_SPEC_ERROR, ProbekitError
-from probekit.ray_options import RayOptions
 from probekit.models_config import ModelConfig
+from probekit.ray_options import RayOptions
 from probekit.survey.schema import ReasoningMode
 
 if TYPE_CHECKING:

@@ -6,7 +6,6 @@ files read by pandas and DuckDB in a process without probekit, and an export whi
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import sys

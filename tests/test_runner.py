@@ -19,7 +19,8 @@ def options(store: Path, model: str, **kwargs: object) -> RunOptions:
 
 
 def answers(store: Path, run_id: str) -> dict[tuple[str, int], tuple[int, tuple[float, ...]]]:
-    frame = Store(store).query("SELECT trial_id, sample_index, choice, distribution FROM results WHERE run_id = ? AND status = 'ok'", [run_id])
+    frame = Store(store).query("SELECT trial_id, sample_index, choice, distribution FROM results "
+                               "WHERE run_id = ? AND status = 'ok'", [run_id])
     return {(r.trial_id, r.sample_index): (r.choice, tuple(round(x, 12) for x in r.distribution)) for r in frame.itertuples()}
 
 

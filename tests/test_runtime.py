@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from probekit.backends import make_backend
-from probekit.backends.base import BackendError, Capabilities, Generation, GenerateRequest, ModelInfo, Prompt
+from probekit.backends.base import BackendError, Capabilities, GenerateRequest, Generation, ModelInfo, Prompt
 from probekit.backends.fake import FakeBackend
 from probekit.pipeline import run
 from probekit.runner import RunOptions
@@ -87,7 +87,7 @@ def test_a_response_without_the_logprobs_asked_for_is_retried_and_never_cached()
     runtime = runtime_for(always)
     with pytest.raises(BackendError) as caught:
         asyncio.run(runtime.generate([request]))
-    assert caught.value.error_class == "missing_logprobs" and getattr(caught.value, "attempts") == 3
+    assert caught.value.error_class == "missing_logprobs" and caught.value.attempts == 3
     assert len(always.sent) == 3
 
 

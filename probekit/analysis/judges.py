@@ -155,7 +155,8 @@ def _shi_pattern(v_ab: int, v_ba: int) -> str:
     return "consistent"
 
 
-def _clustered(values: Sequence[float], clusters: Sequence[Any], scale: float = 1.0, *, n_boot: int, seed: int) -> tuple[float, float, float]:
+def _clustered(values: Sequence[float], clusters: Sequence[Any], scale: float = 1.0, *, n_boot: int,
+               seed: int) -> tuple[float, float, float]:
     """Mean of row values with a bootstrap CI resampling whole clusters (questions)."""
     frame = pd.DataFrame({"v": np.asarray(values, dtype=float), "c": [str(c) for c in clusters]})
     frame = frame[np.isfinite(frame["v"])]

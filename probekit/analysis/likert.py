@@ -12,12 +12,12 @@ scores average over them (each respondent's item score counts once).
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-
 
 from probekit.analysis.bootstrap import mean_ci, statistic_ci
 from probekit.analysis.loader import AnalysisContext
@@ -75,7 +75,8 @@ def item_scores(scores: pd.DataFrame, cell: Sequence[str] = CELL) -> pd.DataFram
             .agg(expected=("expected", "mean"), score=("score", "mean"), n_forms=("score", "size")).reset_index())
 
 
-def trait_scores(scores: pd.DataFrame, trait: str = "domain", cell: Sequence[str] = CELL, *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+def trait_scores(scores: pd.DataFrame, trait: str = "domain", cell: Sequence[str] = CELL, *, n_boot: int = 1000,
+                 seed: int = 0) -> pd.DataFrame:
     """Per cell × trait: mean of the items' keyed scores (each item first averaged over its forms in the
     cell), with a bootstrap CI over items, n items and n forms."""
     per_item = scores.groupby([*cell, trait, "item_id"], sort=True)["score"].agg(["mean", "count"]).reset_index()
@@ -100,6 +101,11 @@ def cronbach_alpha(matrix: np.ndarray) -> float:
     return float(k / (k - 1) * (1 - m.var(axis=0, ddof=1).sum() / total_var))
 
 
+def _alpha_of_rows(matrix: np.ndarray, rows: np.ndarray) -> float:
+    """Cronbach's α of the drawn respondents (rows, with repeats) of a matrix: the bootstrap statistic."""
+    return cronbach_alpha(matrix[rows])
+
+
 def alpha_table(scores: pd.DataFrame, trait: str = "domain", *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Cronbach's α per model × reasoning × trait. A 'respondent' is one administration: run × respondent ×
     template × paraphrase × option order × factors (the LLM analogue of a person filling in the whole inventory;
@@ -113,7 +119,11 @@ def alpha_table(scores: pd.DataFrame, trait: str = "domain", *, n_boot: int = 10
         wide = sub.pivot_table(index=respondent, columns="item_id", values="score", aggfunc="mean").dropna()
         matrix = wide.to_numpy()
         alpha = cronbach_alpha(matrix)
-        low, high = statistic_ci(len(matrix), lambda idx: cronbach_alpha(matrix[idx]), n_boot=n_boot, seed=seed) if len(matrix) > 2 else (float("nan"), float("nan"))
+        if len(matrix) > 2:
+            low, high = statistic_ci(len(matrix), functools.partial(_alpha_of_rows, matrix),
+                                     n_boot=n_boot, seed=seed)
+        else:
+            low, high = float("nan"), float("nan")
         rows.append({"model": model, "reasoning": reasoning, "trait": name, "alpha": alpha, "alpha_ci_low": low,
                      "alpha_ci_high": high, "n_items": matrix.shape[1], "n_respondents": matrix.shape[0]})
     return pd.DataFrame(rows)

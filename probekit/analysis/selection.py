@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from probekit.analysis.calibration import calibration
+from probekit.analysis.loader import AnalysisContext
 from probekit.analysis.pride import (
     DEFAULT_ALPHA,
     complete_cyclic_items,
@@ -34,7 +35,6 @@ from probekit.analysis.pride import (
     stored_prior,
     to_shown,
 )
-from probekit.analysis.loader import AnalysisContext
 from probekit.analysis.registry import register
 
 GROUP = ["model", "template_id", "reasoning", "n_options"]

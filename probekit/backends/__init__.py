@@ -46,7 +46,8 @@ ALL_MODES = frozenset({"logprob", "sample", "sequence", "generate"})
 
 def register(name: str, matches: Callable[[str], bool], *, options: set[str] | None, modes: frozenset[str] = ALL_MODES,
              install_hint: str = "", local_weights: bool = False,
-             stored_name: Callable[[str], str] = str) -> Callable[[Callable[[str, dict[str, Any]], Backend]], Callable[[str, dict[str, Any]], Backend]]:
+             stored_name: Callable[[str], str] = str
+             ) -> Callable[[Callable[[str, dict[str, Any]], Backend]], Callable[[str, dict[str, Any]], Backend]]:
     """Register an engine factory (first match wins, in registration order)."""
     def decorate(factory: Callable[[str, dict[str, Any]], Backend]) -> Callable[[str, dict[str, Any]], Backend]:
         _ENGINES.append(Engine(name, matches, factory, frozenset(options) if options is not None else None, modes, install_hint,
@@ -89,7 +90,8 @@ from probekit.backends import vllm_backend  # noqa: E402,F401  # registers `vllm
 
 
 # API models have no continuation log-likelihoods; a model without logprobs falls back to sampling (probed).
-@register("litellm", lambda model: True, options=None, modes=frozenset({"logprob", "sample", "generate"}), install_hint="pip install litellm")
+@register("litellm", lambda model: True, options=None, modes=frozenset({"logprob", "sample", "generate"}),
+          install_hint="pip install litellm")
 def _litellm(model: str, options: dict[str, Any]) -> Backend:
     from probekit.backends.litellm_backend import LiteLLMBackend
 

@@ -18,8 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from probekit.backends.base import TokenLogprobs
-from probekit.backends.base import BackendError
+from probekit.backends.base import BackendError, TokenLogprobs
 from probekit.backends.errors import from_exception, from_status, redact_and_cut
 from probekit.models_config import ModelConfig
 

@@ -25,7 +25,6 @@ from typing import Any
 from probekit.errors import ProbekitError
 
 
-
 class BackendError(ProbekitError):
     """A failed call. `retryable` faults (rate limits, 5xx, timeouts, resets) are retried by the runtime;
     the others (bad request, auth, context length, unsupported primitive) are stored as errors at once."""

@@ -32,8 +32,18 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from probekit.backends.base import (
-    Backend, BackendError, Capabilities, ContinuationRequest, ContinuationScores, Generation, GenerateRequest, LabelRequest,
-    LabelScores, ModelInfo, Provenance, TokenLogprobs,
+    Backend,
+    BackendError,
+    Capabilities,
+    ContinuationRequest,
+    ContinuationScores,
+    GenerateRequest,
+    Generation,
+    LabelRequest,
+    LabelScores,
+    ModelInfo,
+    Provenance,
+    TokenLogprobs,
 )
 from probekit.survey.expand import Trial
 
@@ -84,7 +94,8 @@ class FakeBackend(Backend):
     def answer_text(self, trial: Trial, sample: int = 0) -> str:
         """A free answer (a trial without options): tagged with its author and a quality a judge can read."""
         quality = self.quality if self.quality is not None else 0.1 + 0.9 * _unit(self.name, "quality", trial.item_id)
-        return f"[answer of {self.model} | quality {quality:.2f}] The answer to {trial.item_id} is {_unit(self.name, trial.item_id, sample):.6f}."
+        return (f"[answer of {self.model} | quality {quality:.2f}] "
+                f"The answer to {trial.item_id} is {_unit(self.name, trial.item_id, sample):.6f}.")
 
     def _judged_weights(self, trial: Trial) -> list[float] | None:
         """Judging tagged answers: each response weighs its quality (× `self` for the judge's own), a tie `tie`."""

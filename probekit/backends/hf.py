@@ -104,7 +104,10 @@ class HFBackend(TokenizedBackend):
         def take(rows: list[int], logits: Any) -> None:
             out[rows] = torch.log_softmax(logits[:, -1, :].float(), dim=-1).cpu()
 
-        shared, singles = self._prefix_plan(prompts, groups) if groups is not None and self.share_prefix else ([], list(range(len(prompts))))
+        if groups is not None and self.share_prefix:
+            shared, singles = self._prefix_plan(prompts, groups)
+        else:
+            shared, singles = [], list(range(len(prompts)))
         with torch.inference_mode():
             for batch in self._tight_batches([len(prompts[i]) for i in singles]):
                 rows = [singles[i] for i in batch]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from probekit.backends.api_transport import Completion, make_transport
-from probekit.backends.base import Backend, Capabilities, Generation, GenerateRequest, ModelInfo, Provenance, RateLimits
+from probekit.backends.base import Backend, Capabilities, GenerateRequest, Generation, ModelInfo, Provenance, RateLimits
 from probekit.models_config import ModelConfig, resolve
 
 

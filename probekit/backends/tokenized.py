@@ -25,8 +25,17 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from probekit.backends.base import (
-    BlockingBackend, Capabilities, ContinuationRequest, ContinuationScores, Generation, GenerateRequest, LabelRequest,
-    LabelScores, Prompt, Provenance, TokenLogprobs,
+    BlockingBackend,
+    Capabilities,
+    ContinuationRequest,
+    ContinuationScores,
+    GenerateRequest,
+    Generation,
+    LabelRequest,
+    LabelScores,
+    Prompt,
+    Provenance,
+    TokenLogprobs,
 )
 
 TOP_LOGPROBS = 20

@@ -31,17 +31,25 @@ def analyze(
     run: Annotated[Optional[str], typer.Option("--run", help="Run id (default: the newest run).")] = None,
     survey: Annotated[Optional[str], typer.Option("--survey", help="Survey id: pool every run that asked it.")] = None,
     models: Annotated[Optional[list[str]], typer.Option("--models", "-m", help="Only these models (repeat or space-separate).")] = None,
-    tables: Annotated[Optional[str], typer.Option("--tables", help="Comma-separated table names (also detail tables such as 'trials').")] = None,
-    all_tables: Annotated[bool, typer.Option("--all", help="Every applicable table, not only those the surveys' or experiment's `analyses:` list.")] = False,
+    tables: Annotated[Optional[str], typer.Option(
+        "--tables", help="Comma-separated table names (also detail tables such as 'trials').")] = None,
+    all_tables: Annotated[bool, typer.Option(
+        "--all", help="Every applicable table, not only those the surveys' or experiment's `analyses:` list.")] = False,
     format: Annotated[str, typer.Option("--format", "-f", help="table | csv | json")] = "table",
     out: Annotated[Optional[Path], typer.Option("--out", help="Write each table to DIR/<name>.csv, .parquet and .json.")] = None,
     store: Annotated[Path, typer.Option("--store", help="DuckDB store file.", envvar="PROBEKIT_STORE")] = DEFAULT_STORE,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
     n_boot: Annotated[int, typer.Option("--n-boot", min=1, help="Bootstrap resamples for the 95% CIs.")] = 1000,
-    limit: Annotated[Optional[int], typer.Option(min=1, help="Max rows per table in table format (default 40). Without --tables, --all or --limit, output longer than 150 lines is a summary: one line per table.")] = None,
+    limit: Annotated[Optional[int], typer.Option(
+        min=1, help="Max rows per table in table format (default 40). Without --tables, "
+            "--all or --limit, output longer than 150 lines is a summary: one line per table.")] = None,
     wide: Annotated[bool, typer.Option("--wide", help="Every column at full width (default: fit 100 columns).")] = False,
-    strict: Annotated[bool, typer.Option("--strict", help="Drop the rows whose `flags` name a failed precondition (too few items, low label mass, partly asked survey, position-only judge ...; docs/quality.md).")] = False,
-    judge_margin: Annotated[Optional[float], typer.Option("--judge-margin", min=0.0, max=1.0, help="A response wins a judged pair only when its two-order score beats the other's by more than this (default 0.05; docs/judges.md).")] = None,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Drop the rows whose `flags` name a failed precondition (too few items, "
+            "low label mass, partly asked survey, position-only judge ...; docs/quality.md).")] = False,
+    judge_margin: Annotated[Optional[float], typer.Option(
+        "--judge-margin", min=0.0, max=1.0, help="A response wins a judged pair only when its "
+            "two-order score beats the other's by more than this (default 0.05; docs/judges.md).")] = None,
 ) -> None:
     """Analysis tables for a run or survey: uncertainty/consistency, Likert traits, political compass,
     POBs, value preferences … with 95 % bootstrap CIs and n. By default the tables the surveys (or the

@@ -23,18 +23,27 @@ def _size(n: int) -> str:
 
 
 def export_command(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Directory to write (new or empty): one file per table, manifest.json, README.md.")],
-    run: Annotated[Optional[list[str]], typer.Option("--run", help="Run id (repeat for several). Default: every run (with --analysis: the newest).")] = None,
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", help="Directory to write (new or empty): one file per table, manifest.json, README.md.")],
+    run: Annotated[Optional[list[str]], typer.Option(
+        "--run", help="Run id (repeat for several). Default: every run (with --analysis: the newest).")] = None,
     survey: Annotated[Optional[str], typer.Option("--survey", help="Survey id: the runs that asked it, only its rows.")] = None,
-    models: Annotated[Optional[list[str]], typer.Option("--models", "-m", help="Only these models' rows (repeat or space-separate).")] = None,
-    tables: Annotated[str, typer.Option("--tables", help="Comma-separated: runs, models, surveys, items, trials, run_trials, results, position_priors, or all. With --analysis: analysis table names.")] = "all",
+    models: Annotated[Optional[list[str]], typer.Option(
+        "--models", "-m", help="Only these models' rows (repeat or space-separate).")] = None,
+    tables: Annotated[str, typer.Option(
+        "--tables", help="Comma-separated: runs, models, surveys, items, trials, run_trials, "
+            "results, position_priors, or all. With --analysis: analysis table names.")] = "all",
     format: Annotated[str, typer.Option("--format", "-f", help="parquet | csv | jsonl")] = "parquet",
-    partition: Annotated[bool, typer.Option("--partition", help="Hive-partition each table by survey_id and model (the columns it has): TABLE/survey_id=S/model=M/data_0.parquet.")] = False,
-    analysis: Annotated[bool, typer.Option("--analysis", help="Export the tables of `probekit analyze` instead of the store tables.")] = False,
+    partition: Annotated[bool, typer.Option(
+        "--partition", help="Hive-partition each table by survey_id and model "
+            "(the columns it has): TABLE/survey_id=S/model=M/data_0.parquet.")] = False,
+    analysis: Annotated[bool, typer.Option(
+        "--analysis", help="Export the tables of `probekit analyze` instead of the store tables.")] = False,
     all_tables: Annotated[bool, typer.Option("--all", help="With --analysis: every applicable analysis table.")] = False,
     seed: Annotated[int, typer.Option(help="With --analysis: bootstrap seed.")] = 0,
     n_boot: Annotated[int, typer.Option("--n-boot", help="With --analysis: bootstrap resamples for the 95% CIs.")] = 1000,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier export in --out (only a directory holding a manifest.json).")] = False,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Replace an earlier export in --out (only a directory holding a manifest.json).")] = False,
     store: Annotated[Path, typer.Option("--store", help="DuckDB store file.", envvar="PROBEKIT_STORE")] = DEFAULT_STORE,
 ) -> None:
     """Export runs to Parquet, CSV or JSON lines with a manifest (row counts, versions, each run's

@@ -16,15 +16,36 @@ SHOWN_PROBLEMS = 20
 
 
 def import_command(
-    files: Annotated[list[Path], typer.Argument(help="Responses files or directories (every .jsonl, .json and .csv file below it): generic JSONL, POBs response JSON or MoralChoice response CSV; or one `probekit export` directory.", metavar="FILE...")],
-    format: Annotated[Optional[str], typer.Option("--format", "-f", help="generic | pobs | moralchoice | judgments | answers | probekit (default: from the extension: .jsonl, .json, .csv; judgments and answers from a .jsonl's first line; a directory with a probekit export manifest).")] = None,
-    survey: Annotated[Optional[Path], typer.Option("--survey", help="Survey spec the responses answer (default: the store's spec with the id the rows name).")] = None,
-    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Import the good rows and skip the bad ones (default: import nothing if any row is bad).")] = False,
+    files: Annotated[list[Path], typer.Argument(
+        help="Responses files or directories (every .jsonl, .json and .csv file below it): generic "
+            "JSONL, POBs response JSON or MoralChoice "
+            "response CSV; or one `probekit export` directory.", metavar="FILE...")],
+    format: Annotated[Optional[str], typer.Option(
+        "--format", "-f", help="generic | pobs | moralchoice | judgments | answers | probekit "
+            "(default: from the extension: .jsonl, .json, .csv; judgments and answers from a "
+            ".jsonl's first line; a directory with a probekit export manifest).")] = None,
+    survey: Annotated[Optional[Path], typer.Option(
+        "--survey", help="Survey spec the responses answer "
+            "(default: the store's spec with the id the rows name).")] = None,
+    skip_bad: Annotated[bool, typer.Option(
+        "--skip-bad", help="Import the good rows and skip the bad "
+            "ones (default: import nothing if any row is bad).")] = False,
     store: Annotated[Path, typer.Option("--store", help="DuckDB store file.", envvar="PROBEKIT_STORE")] = DEFAULT_STORE,
-    model: Annotated[Optional[str], typer.Option("--model", help="Model name when the file does not say (POBs files not named POBS_<model>_<run>.json).")] = None,
-    trust_spec_polarity: Annotated[bool, typer.Option("--trust-spec-polarity", help="POBs: import answers whose recorded polarity differs from the survey's option with the survey's polarity (the published files code non-polar answers as ±0.5/±1 in some files and 1 in others).")] = False,
-    new_run: Annotated[bool, typer.Option("--new-run", help="Store every row as a new run, even rows an earlier import stored already (default: those are skipped, and the same key with another answer is a bad row).")] = False,
-    match_items: Annotated[str, typer.Option("--match-items", help="id: rows name the survey's item ids (a row's item_text must be that item's text); text: rows are matched to the item whose text their item_text is (a source numbered differently from the spec). Case, spacing and punctuation are ignored.", metavar="id|text")] = "id",
+    model: Annotated[Optional[str], typer.Option(
+        "--model", help="Model name when the file does not say "
+            "(POBs files not named POBS_<model>_<run>.json).")] = None,
+    trust_spec_polarity: Annotated[bool, typer.Option(
+        "--trust-spec-polarity", help="POBs: import answers whose recorded polarity "
+            "differs from the survey's option with the survey's polarity (the published "
+            "files code non-polar answers as ±0.5/±1 in some files and 1 in others).")] = False,
+    new_run: Annotated[bool, typer.Option(
+        "--new-run", help="Store every row as a new run, even rows an earlier import stored already "
+            "(default: those are skipped, and the same key with another answer is a bad row).")] = False,
+    match_items: Annotated[str, typer.Option(
+        "--match-items", help="id: rows name the survey's item ids (a row's item_text must be that "
+            "item's text); text: rows are matched to the item whose text their item_text is (a "
+            "source numbered differently from the spec). "
+            "Case, spacing and punctuation are ignored.", metavar="id|text")] = "id",
 ) -> None:
     """Import responses collected elsewhere; they become one run, analysed like probekit's own.
 

@@ -60,7 +60,6 @@ def _load_experiment_or_exit(path: Path):  # type: ignore[no-untyped-def]
 def validate(surveys: Annotated[list[Path], typer.Argument(help="Survey YAML files.")]) -> None:
     """Check survey specs without calling any model (exit 2 on problems, listed as file:line: what — fix)."""
     from probekit.experiment import is_experiment_file
-
     from probekit.judging.spec import is_judging_file
 
     for path in surveys:
@@ -81,11 +80,17 @@ def validate(surveys: Annotated[list[Path], typer.Argument(help="Survey YAML fil
 def expand(
     survey_path: Annotated[Path, typer.Argument(help="Survey, experiment or judging experiment YAML file.", metavar="SURVEY")],
     show: Annotated[int, typer.Option("--show", min=0, help="Print N example prompts (a judging experiment: of stage 1).")] = 0,
-    orders: Annotated[Optional[str], typer.Option(help="Override the permutation policy (not for a judging experiment: pairs are judged in both orders).")] = None,
-    reasoning: Annotated[Optional[list[str]], typer.Option(help="Reasoning modes: direct, reasoning (repeat or space-separate; a judging experiment: the judge stage).")] = None,
+    orders: Annotated[Optional[str], typer.Option(
+        help="Override the permutation policy (not for a judging "
+            "experiment: pairs are judged in both orders).")] = None,
+    reasoning: Annotated[Optional[list[str]], typer.Option(
+        help="Reasoning modes: direct, reasoning (repeat or "
+            "space-separate; a judging experiment: the judge stage).")] = None,
     limit: Annotated[Optional[int], typer.Option(min=1, help="Only the first N items (a judging experiment: questions).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed for random orders (not for a judging experiment).")] = None,
-    personas: Annotated[Optional[list[str]], typer.Option("--personas", help="Only these persona ids (comma-separated or repeated); the default context stays when the spec includes it.")] = None,
+    personas: Annotated[Optional[list[str]], typer.Option(
+        "--personas", help="Only these persona ids (comma-separated or "
+            "repeated); the default context stays when the spec includes it.")] = None,
 ) -> None:
     """Dry run: count trials per axis and show example prompts. No model is called."""
     from probekit.settings import RunFlags, SettingsError, spec_kind
@@ -160,7 +165,9 @@ def _show_trials(trials: list[Any], show: int) -> None:
 @app.command()
 def run(
     surveys: Annotated[list[Path], typer.Argument(help="Survey or experiment YAML files, or one judging experiment file.")],
-    models: Annotated[Optional[list[str]], typer.Option("--models", "-m", help=f"Model keys (repeat or space-separate): smollm2, gemma3-270m, hf:<path>, openai/<name> ... Default: the spec's, else {DEFAULT_MODEL}.")] = None,
+    models: Annotated[Optional[list[str]], typer.Option(
+        "--models", "-m", help="Model keys (repeat or space-separate): smollm2, gemma3-270m, "
+            f"hf:<path>, openai/<name> ... Default: the spec's, else {DEFAULT_MODEL}.")] = None,
     store: StoreOption = DEFAULT_STORE,
     limit: Annotated[Optional[int], typer.Option(min=1, help="Only the first N items of each survey.")] = None,
     orders: Annotated[Optional[str], typer.Option(help="Permutation policy: identity|reversed|cyclic|all|random:K|pride[:alpha].")] = None,
@@ -170,24 +177,49 @@ def run(
     reasoning: Annotated[Optional[list[str]], typer.Option(help="Reasoning modes: direct, reasoning (repeat or space-separate).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for orders and sampling.")] = 0,
     resume: Annotated[Optional[str], typer.Option(help="Resume this run id (re-sends only missing or failed trials).")] = None,
-    new_run: Annotated[bool, typer.Option("--new-run", help="Start a new run even if one with the same configuration exists (finished: the command is otherwise a no-op; unfinished: it is otherwise resumed).")] = False,
-    prior_from: Annotated[Optional[str], typer.Option("--prior-from", help="PriDe: reuse the position prior stored with this run (same models); every item is then asked once.")] = None,
-    models_config: Annotated[Optional[Path], typer.Option("--models-config", help="models.yaml: api_base, api_key_env (the variable's NAME), limits per API model.", envvar="PROBEKIT_MODELS_CONFIG")] = None,
-    api_base: Annotated[Optional[str], typer.Option("--api-base", help="Base URL of an OpenAI-compatible server for the API models (e.g. http://127.0.0.1:8000/v1).")] = None,
-    api_key_env: Annotated[Optional[str], typer.Option("--api-key-env", help="NAME of the environment variable holding the API key.")] = None,
-    concurrency: Annotated[Optional[int], typer.Option("--concurrency", min=1, help="Requests in flight per API model (default 16).")] = None,
+    new_run: Annotated[bool, typer.Option(
+        "--new-run", help="Start a new run even if one with the same configuration exists "
+            "(finished: the command is otherwise a no-op; unfinished: it is otherwise resumed).")] = False,
+    prior_from: Annotated[Optional[str], typer.Option(
+        "--prior-from", help="PriDe: reuse the position prior stored "
+            "with this run (same models); every item is then asked once.")] = None,
+    models_config: Annotated[Optional[Path], typer.Option(
+        "--models-config", help="models.yaml: api_base, api_key_env "
+            "(the variable's NAME), limits per API model.", envvar="PROBEKIT_MODELS_CONFIG")] = None,
+    api_base: Annotated[Optional[str], typer.Option(
+        "--api-base", help="Base URL of an OpenAI-compatible server "
+            "for the API models (e.g. http://127.0.0.1:8000/v1).")] = None,
+    api_key_env: Annotated[Optional[str], typer.Option(
+        "--api-key-env", help="NAME of the environment variable holding the API key.")] = None,
+    concurrency: Annotated[Optional[int], typer.Option(
+        "--concurrency", min=1, help="Requests in flight per API model (default 16).")] = None,
     rpm: Annotated[Optional[float], typer.Option("--rpm", min=0.001, help="Requests-per-minute limit per API model.")] = None,
     tpm: Annotated[Optional[float], typer.Option("--tpm", min=0.001, help="Tokens-per-minute limit per API model.")] = None,
-    timeout: Annotated[Optional[float], typer.Option("--timeout", min=0.001, help="Seconds per API request before it is retried (default 60).")] = None,
-    max_rate_limit_wait: Annotated[float, typer.Option("--max-rate-limit-wait", min=0.0, help="Seconds one request may wait out rate limits (429s; Retry-After honoured) before it is stored as an error. Rate limits do not use up the retries of other faults.")] = 600.0,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Trials per backend call for local models (default 64).")] = None,
-    executor: Annotated[Optional[str], typer.Option("--executor", help="Where local models score: local (this process) or ray (sharded over Ray actors; API models stay here). Default: the experiment file's executor, else local.")] = None,
-    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster to join (host:6379, ray://host:10001, auto). Default: start a local Ray instance.")] = None,
-    ray_actors: Annotated[Optional[int], typer.Option("--ray-actors", min=1, help="Ray actors per local model, each with its own copy of the model (default 1).")] = None,
-    ray_gpus: Annotated[Optional[float], typer.Option("--ray-gpus", min=0.0, help="GPUs per Ray actor (default: 1, or the engine's tensor_parallel_size, when the cluster has GPUs; else 0).")] = None,
+    timeout: Annotated[Optional[float], typer.Option(
+        "--timeout", min=0.001, help="Seconds per API request before it is retried (default 60).")] = None,
+    max_rate_limit_wait: Annotated[float, typer.Option(
+        "--max-rate-limit-wait", min=0.0, help="Seconds one request may wait out rate limits (429s; Retry-After "
+            "honoured) before it is stored as an error. Rate "
+            "limits do not use up the retries of other faults.")] = 600.0,
+    batch_size: Annotated[Optional[int], typer.Option(
+        "--batch-size", min=1, help="Trials per backend call for local models (default 64).")] = None,
+    executor: Annotated[Optional[str], typer.Option(
+        "--executor", help="Where local models score: local (this process) or ray (sharded over Ray "
+            "actors; API models stay here). Default: the experiment file's executor, else local.")] = None,
+    ray_address: Annotated[Optional[str], typer.Option(
+        "--ray-address", help="Ray cluster to join (host:6379, "
+            "ray://host:10001, auto). Default: start a local Ray instance.")] = None,
+    ray_actors: Annotated[Optional[int], typer.Option(
+        "--ray-actors", min=1, help="Ray actors per local model, "
+            "each with its own copy of the model (default 1).")] = None,
+    ray_gpus: Annotated[Optional[float], typer.Option(
+        "--ray-gpus", min=0.0, help="GPUs per Ray actor (default: 1, or the "
+            "engine's tensor_parallel_size, when the cluster has GPUs; else 0).")] = None,
     ray_cpus: Annotated[Optional[float], typer.Option("--ray-cpus", min=0.001, help="CPUs per Ray actor (default 1).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
-    personas: Annotated[Optional[list[str]], typer.Option("--personas", help="Only these persona ids of surveys with personas (comma-separated or repeated); the default context stays when the spec includes it.")] = None,
+    personas: Annotated[Optional[list[str]], typer.Option(
+        "--personas", help="Only these persona ids of surveys with personas (comma-separated "
+            "or repeated); the default context stays when the spec includes it.")] = None,
 ) -> None:
     """Run surveys on models and store every prompt, response and distribution.
 
@@ -282,7 +314,14 @@ class _Progress:
     """A rich progress bar per model: done/total, rate, ETA and error count."""
 
     def __init__(self) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("{task.fields[rate]:.1f}/s"), TimeElapsedColumn(), TextColumn("ETA"),
@@ -331,7 +370,9 @@ def _print_summary(summary, quiet: bool) -> None:  # type: ignore[no-untyped-def
 
 @app.command()
 def query(
-    sql: Annotated[str, typer.Argument(help="SQL (read-only) over the store: tables runs, models, surveys, items, trials, results; views trial_results, item_marginals.")],
+    sql: Annotated[str, typer.Argument(
+        help="SQL (read-only) over the store: tables runs, models, surveys, "
+            "items, trials, results; views trial_results, item_marginals.")],
     store: StoreOption = DEFAULT_STORE,
     format: Annotated[str, typer.Option("--format", "-f", help="table | csv | json")] = "table",
     limit: Annotated[int, typer.Option(min=1, help="Max rows printed in table format.")] = 50,

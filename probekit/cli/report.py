@@ -9,13 +9,15 @@ from typing import Annotated, Optional
 import typer
 
 from probekit.defaults import DEFAULT_STORE
+
 DEFAULT_OUT = Path("outputs/report.html")
 DRIFT_AXES = ("version", "fingerprint", "run", "day")
 
 
 def report_command(
     run: Annotated[Optional[list[str]], typer.Option("--run", help="Run id (repeat for several; default: the newest run).")] = None,
-    survey: Annotated[Optional[list[str]], typer.Option("--survey", help="Survey id: every run that asked it, pooled (repeatable).")] = None,
+    survey: Annotated[Optional[list[str]], typer.Option(
+        "--survey", help="Survey id: every run that asked it, pooled (repeatable).")] = None,
     models: Annotated[Optional[list[str]], typer.Option("--models", "-m", help="Only these models (repeat or space-separate).")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write.")] = DEFAULT_OUT,
     markdown: Annotated[Optional[Path], typer.Option("--markdown", help="The Markdown file (default: the HTML path with .md).")] = None,
@@ -23,8 +25,10 @@ def report_command(
     store: Annotated[Path, typer.Option("--store", help="DuckDB store file.", envvar="PROBEKIT_STORE")] = DEFAULT_STORE,
     n_boot: Annotated[int, typer.Option("--n-boot", min=1, help="Bootstrap resamples for the 95% CIs.")] = 1000,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
-    drift_by: Annotated[str, typer.Option("--drift-by", help="Snapshot axis of the drift timeline: version | fingerprint | run | day.")] = "version",
-    no_drift: Annotated[bool, typer.Option("--no-drift", help="Leave out the drift timeline (it reads every run of each survey × model).")] = False,
+    drift_by: Annotated[str, typer.Option(
+        "--drift-by", help="Snapshot axis of the drift timeline: version | fingerprint | run | day.")] = "version",
+    no_drift: Annotated[bool, typer.Option(
+        "--no-drift", help="Leave out the drift timeline (it reads every run of each survey × model).")] = False,
 ) -> None:
     """One self-contained HTML report (plots embedded, no network needed to view it) and the same tables as
     Markdown: run summary, moral dilemmas, political compass, personality, POBs, selection bias, judges, drift.

@@ -66,10 +66,17 @@ JOB_FIELDS = {"models": "models", "model_label": "model_label", "tz": "tz", "sta
 def track_add(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Job name (letters, digits, _ . -).")],
-    surveys: Annotated[Optional[list[Path]], typer.Option("--survey", "-s", help="Survey or experiment YAML (repeat for several). Required, except with --replace.")] = None,
-    every: Annotated[Optional[str], typer.Option("--every", help="Schedule: 30m, 6h, 1d, 1w (intervals) or a cron expression such as '0 6 * * *'. Required, except with --replace.")] = None,
-    models: Annotated[Optional[list[str]], typer.Option("--models", "-m", help=f"Model keys (repeat or space-separate). Default: {DEFAULT_MODEL}.")] = None,
-    model_label: Annotated[Optional[str], typer.Option("--model-label", help="Your name for the model version (recorded with every run; change it with --replace when you know the version changed).")] = None,
+    surveys: Annotated[Optional[list[Path]], typer.Option(
+        "--survey", "-s", help="Survey or experiment YAML (repeat "
+            "for several). Required, except with --replace.")] = None,
+    every: Annotated[Optional[str], typer.Option(
+        "--every", help="Schedule: 30m, 6h, 1d, 1w (intervals) or a cron "
+            "expression such as '0 6 * * *'. Required, except with --replace.")] = None,
+    models: Annotated[Optional[list[str]], typer.Option(
+        "--models", "-m", help=f"Model keys (repeat or space-separate). Default: {DEFAULT_MODEL}.")] = None,
+    model_label: Annotated[Optional[str], typer.Option(
+        "--model-label", help="Your name for the model version (recorded with every "
+            "run; change it with --replace when you know the version changed).")] = None,
     limit: Annotated[Optional[int], typer.Option(min=1, help="Only the first N items of each survey.")] = None,
     mode: Annotated[Optional[str], typer.Option(help="Scoring mode: logprob|sample|sequence|generate.")] = None,
     samples: Annotated[Optional[int], typer.Option(min=1, help="Samples per trial in sample mode.")] = None,
@@ -77,19 +84,29 @@ def track_add(
     orders: Annotated[Optional[str], typer.Option(help="Permutation policy: identity|reversed|cyclic|all|random:K|pride[:alpha].")] = None,
     reasoning: Annotated[Optional[list[str]], typer.Option(help="Reasoning modes: direct, reasoning (repeat or space-separate).")] = None,
     seed: Annotated[int, typer.Option(help="Base seed (each run derives its own from it unless --fixed-seed).")] = 0,
-    fixed_seed: Annotated[bool, typer.Option("--fixed-seed", help="Every run uses --seed as is (repeats of a deterministic model then measure no sampling noise).")] = False,
+    fixed_seed: Annotated[bool, typer.Option(
+        "--fixed-seed", help="Every run uses --seed as is (repeats of "
+            "a deterministic model then measure no sampling noise).")] = False,
     tz: Annotated[str, typer.Option("--tz", help="Time zone of a cron schedule (IANA name).")] = "UTC",
-    start: Annotated[Optional[str], typer.Option("--start", help="First slot of an interval schedule (ISO time; default: now floored to the interval's unit).")] = None,
-    no_repeat: Annotated[bool, typer.Option("--no-repeat", help="Do not repeat the first run of a new version (drift then has no noise floor from this job).")] = False,
+    start: Annotated[Optional[str], typer.Option(
+        "--start", help="First slot of an interval schedule (ISO "
+            "time; default: now floored to the interval's unit).")] = None,
+    no_repeat: Annotated[bool, typer.Option(
+        "--no-repeat", help="Do not repeat the first run of a new "
+            "version (drift then has no noise floor from this job).")] = False,
     max_attempts: Annotated[int, typer.Option("--max-attempts", min=1, help="Tries per slot before it is given up.")] = 3,
     models_config: Annotated[Optional[Path], typer.Option("--models-config", help="models.yaml for API models.")] = None,
     api_base: Annotated[Optional[str], typer.Option("--api-base", help="Base URL of an OpenAI-compatible server.")] = None,
-    api_key_env: Annotated[Optional[str], typer.Option("--api-key-env", help="NAME of the environment variable holding the API key.")] = None,
+    api_key_env: Annotated[Optional[str], typer.Option(
+        "--api-key-env", help="NAME of the environment variable holding the API key.")] = None,
     concurrency: Annotated[Optional[int], typer.Option("--concurrency", min=1, help="Requests in flight per API model.")] = None,
     rpm: Annotated[Optional[float], typer.Option("--rpm", min=0.001, help="Requests-per-minute limit per API model.")] = None,
     tpm: Annotated[Optional[float], typer.Option("--tpm", min=0.001, help="Tokens-per-minute limit per API model.")] = None,
-    timeout: Annotated[Optional[float], typer.Option("--timeout", min=0.001, help="Seconds per API request before it is retried (default 60).")] = None,
-    replace: Annotated[bool, typer.Option("--replace", help="Update the job of this name (its history is kept): the options given replace the stored ones, the others are kept.")] = False,
+    timeout: Annotated[Optional[float], typer.Option(
+        "--timeout", min=0.001, help="Seconds per API request before it is retried (default 60).")] = None,
+    replace: Annotated[bool, typer.Option(
+        "--replace", help="Update the job of this name (its history is kept): "
+            "the options given replace the stored ones, the others are kept.")] = False,
     store: StoreOption = DEFAULT_STORE,
 ) -> None:
     """Add a tracking job: run SURVEY(s) on MODEL(s) on a schedule (`probekit track run-due` runs it).
@@ -272,7 +289,8 @@ def track_history(
 @track_app.command("run-due")
 def track_run_due(
     jobs: Annotated[Optional[list[str]], typer.Option("--job", "-j", help="Only this job (repeat for several).")] = None,
-    now: Annotated[Optional[str], typer.Option("--now", help="Decide which slots are due as if it were this time (ISO; for tests and catch-up).")] = None,
+    now: Annotated[Optional[str], typer.Option(
+        "--now", help="Decide which slots are due as if it were this time (ISO; for tests and catch-up).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only slots that ran or failed.")] = False,
     store: StoreOption = DEFAULT_STORE,
 ) -> None:
@@ -298,7 +316,8 @@ def track_run_due(
 @track_app.command("cron")
 def track_cron(
     schedule: Annotated[str, typer.Option("--schedule", help="When cron calls run-due (five-field cron expression).")] = "*/15 * * * *",
-    log: Annotated[Optional[Path], typer.Option("--log", help="Append run-due's output here (default: track.log beside the store).")] = None,
+    log: Annotated[Optional[Path], typer.Option(
+        "--log", help="Append run-due's output here (default: track.log beside the store).")] = None,
     jobs: Annotated[Optional[list[str]], typer.Option("--job", "-j", help="Only this job.")] = None,
     store: StoreOption = DEFAULT_STORE,
 ) -> None:
@@ -319,7 +338,8 @@ def track_systemd(
     on_calendar: Annotated[str, typer.Option("--on-calendar", help="Timer schedule (systemd OnCalendar syntax).")] = "*:0/15",
     name: Annotated[str, typer.Option("--name", help="Unit name (NAME.service, NAME.timer).")] = "probekit-track",
     out: Annotated[Optional[Path], typer.Option("--out", help="Also write the two unit files into this directory.")] = None,
-    environment_file: Annotated[Optional[str], typer.Option("--environment-file", help="EnvironmentFile= with API keys (a path; keys never go into the unit).")] = None,
+    environment_file: Annotated[Optional[str], typer.Option(
+        "--environment-file", help="EnvironmentFile= with API keys (a path; keys never go into the unit).")] = None,
     jobs: Annotated[Optional[list[str]], typer.Option("--job", "-j", help="Only this job.")] = None,
     store: StoreOption = DEFAULT_STORE,
 ) -> None:
@@ -466,19 +486,28 @@ def _plot_problem(plot: Path) -> str | None:
 def drift_command(
     survey: Annotated[str, typer.Option("--survey", help="Survey id.")],
     model: Annotated[str, typer.Option("--model", "-m", help="Model key as requested (see `probekit runs`).")],
-    since: Annotated[Optional[str], typer.Option("--since", help="Only snapshots from runs started at or after this date/time (ISO).")] = None,
+    since: Annotated[Optional[str], typer.Option(
+        "--since", help="Only snapshots from runs started at or after this date/time (ISO).")] = None,
     by: Annotated[str, typer.Option("--by", help="Snapshot axis: version | fingerprint | run | day.")] = "version",
     job: Annotated[Optional[str], typer.Option("--job", help="Only the runs of this tracking job.")] = None,
     metric: Annotated[str, typer.Option("--metric", help="Distance: auto (W1 on ordinal Likert scales, else JSD) | jsd | w1.")] = "auto",
-    level: Annotated[str, typer.Option("--level", help="form: the same prompts' answers compared form by form (default); item: the item marginals (content preference only).")] = "form",
-    min_effect: Annotated[float, typer.Option("--min-effect", help="Smallest mean excess distance over noise that counts as a change (default 0: any change beyond noise).")] = 0.0,
+    level: Annotated[str, typer.Option(
+        "--level", help="form: the same prompts' answers compared form by form "
+            "(default); item: the item marginals (content preference only).")] = "form",
+    min_effect: Annotated[float, typer.Option(
+        "--min-effect", help="Smallest mean excess distance over noise "
+            "that counts as a change (default 0: any change beyond noise).")] = 0.0,
     latest: Annotated[bool, typer.Option("--latest", help="Only the newest snapshot against the one before and the first.")] = False,
     alpha: Annotated[float, typer.Option("--alpha", help="False discovery rate of the per-item paired tests (Benjamini–Hochberg).")] = 0.05,
     top: Annotated[int, typer.Option("--top", help="Moved items listed per changed pair.")] = 5,
     format: Annotated[str, typer.Option("--format", "-f", help="table | json")] = "table",
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Write the distance-from-first timeline as PATH.png and PATH.svg.")] = None,
-    on_change: Annotated[Optional[str], typer.Option("--on-change", help="Shell command run once when a pair changed (report JSON on stdin and in $PROBEKIT_DRIFT_JSON).")] = None,
-    on_change_timeout: Annotated[float, typer.Option("--on-change-timeout", help="Seconds the --on-change command may run; then it is stopped with what it started (a warning; the exit code stays 3).")] = ON_CHANGE_TIMEOUT,
+    on_change: Annotated[Optional[str], typer.Option(
+        "--on-change", help="Shell command run once when a pair changed "
+            "(report JSON on stdin and in $PROBEKIT_DRIFT_JSON).")] = None,
+    on_change_timeout: Annotated[float, typer.Option(
+        "--on-change-timeout", help="Seconds the --on-change command may run; then "
+            "it is stopped with what it started (a warning; the exit code stays 3).")] = ON_CHANGE_TIMEOUT,
     n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap resamples for the 95% CIs.")] = 1000,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
     store: StoreOption = DEFAULT_STORE,

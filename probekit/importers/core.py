@@ -84,7 +84,8 @@ def expand_sources(paths: str | Path | Sequence[str | Path]) -> tuple[list[Path]
     ignored: list[str] = []
     for item in map(Path, items):
         if item.is_dir():
-            below = sorted(p for p in item.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(item).parts))
+            below = sorted(p for p in item.rglob("*")
+                           if p.is_file() and not any(part.startswith(".") for part in p.relative_to(item).parts))
             chosen = [p for p in below if p.suffix.lower() in IMPORT_SUFFIXES]
             ignored.extend(str(p) for p in below if p.suffix.lower() not in IMPORT_SUFFIXES)
             if not chosen:
@@ -287,7 +288,8 @@ class _TrialIndex:
                     known += " (or the source's ids " + ", ".join(str(source_ids[k]) for k in levels if k in source_ids) + ")"
                 return f"{name}={value!r} is not a level of factor {name!r}: use one of {known}"
             return [t for t in trials if t.factors.get(name) == value]
-        return f"unknown form key {key!r}; use template, paraphrase, order, reasoning, setup or a factor ({', '.join(self.survey.factors) or 'none'})"
+        return (f"unknown form key {key!r}; use template, paraphrase, order, reasoning, setup or a factor "
+                f"({', '.join(self.survey.factors) or 'none'})")
 
     def _setup(self, trials: list[Trial], value: Any) -> list[Trial] | str:
         """POBs setups (survey-conventions.md): reflection = a template with meta.setup reflection (after
@@ -376,7 +378,8 @@ def import_responses(
 
     if match_items not in MATCH_MODES:
         raise ImportRefused(f"--match-items {match_items!r}: use {' or '.join(MATCH_MODES)}")
-    from probekit.importers.judgments import FORMATS as JUDGE_FORMATS, import_judge_file, sniff_format
+    from probekit.importers.judgments import FORMATS as JUDGE_FORMATS
+    from probekit.importers.judgments import import_judge_file, sniff_format
 
     sources, ignored = expand_sources(path)
 

@@ -132,7 +132,8 @@ def _check(data: object) -> str | None:
                             or clean_label(data["label"]) is None):
         return ("'label' must be the answer as shown: a label (\"A\", \"1\", 1) or an option's text (\"Strongly agree\"); "
                 "an unparsed answer is \"status\": \"invalid\"")
-    if "choice" in data and (not isinstance(data["choice"], int) or isinstance(data["choice"], bool) or not 0 <= data["choice"] <= MAX_INDEX):
+    if "choice" in data and (not isinstance(data["choice"], int) or isinstance(data["choice"], bool)
+                             or not 0 <= data["choice"] <= MAX_INDEX):
         return "'choice' must be a canonical 0-based option index (a whole number)"
     if "distribution" in data:
         dist = data["distribution"]

@@ -123,7 +123,7 @@ def read_items(path: str | Path, *, positions: str = "listed", tolerance: float 
     items: list[dict[str, Any]] = []
     problems: list[RowProblem] = []
     for index, (line, record) in enumerate(_records(file)):
-        def bad(message: str) -> None:
+        def bad(message: str, line: int = line) -> None:
             problems.append(RowProblem(str(file), line, message))
 
         question = (record.get("question") or "").strip()

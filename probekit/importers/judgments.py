@@ -28,7 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from probekit.hashing import config_hash
-from probekit.importers.core import BadRows, ImportRefused, ImportSummary, REPO_SURVEYS, _previous_import, _stored_survey
+from probekit.importers.core import (
+    REPO_SURVEYS,
+    BadRows,
+    ImportRefused,
+    ImportSummary,
+    _previous_import,
+    _stored_survey,
+)
 from probekit.importers.records import RowProblem
 from probekit.jsonl import iter_jsonl
 from probekit.store.recorder import StoreRecorder, recorded_run
@@ -231,7 +238,8 @@ def import_judgments(path: str | Path, *, store: Store | str | Path = Path("outp
 
 # -- answers -----------------------------------------------------------------------------------------------
 
-def _answer_lines(source: Path, models: Sequence[str] | None, problems: list[RowProblem]) -> list[tuple[int, str | None, str, str, int, str]]:
+def _answer_lines(source: Path, models: Sequence[str] | None,
+                  problems: list[RowProblem]) -> list[tuple[int, str | None, str, str, int, str]]:
     """(line, survey id or None, item, model, sample, text) of an answers file in either shape."""
     wanted = set(models) if models is not None else None
     out: list[tuple[int, str | None, str, str, int, str]] = []
@@ -252,7 +260,8 @@ def _answer_lines(source: Path, models: Sequence[str] | None, problems: list[Row
                     continue
                 out.append((number, None, str(data["question_id"]), str(model), 0, turns[0]))
             continue
-        if not isinstance(data.get("item"), (str, int)) or not isinstance(data.get("model"), str) or not isinstance(data.get("answer"), str):
+        if (not isinstance(data.get("item"), (str, int)) or not isinstance(data.get("model"), str)
+                or not isinstance(data.get("answer"), str)):
             problems.append(RowProblem(str(source), number, "an answer line needs item, model and answer (text)"))
             continue
         if wanted is not None and data["model"] not in wanted:

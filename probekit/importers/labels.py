@@ -4,7 +4,6 @@ POBs letters, the generic format's `label`), so a reversed-scale prompt never ne
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Sequence
 from typing import Any

@@ -283,9 +283,8 @@ def import_pobs_files(paths: Iterable[str | Path], *, survey: str | Path | None 
     `probekit import`."""
     import tempfile
 
-    import yaml
-
     import pandas as pd
+    import yaml
 
     from probekit.analysis.loader import contexts
     from probekit.analysis.pobs import answers_from_responses

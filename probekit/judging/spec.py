@@ -156,7 +156,8 @@ def judging_from_yaml(doc: YamlDocument) -> LoadedJudging:
         spec = JudgingExperiment.model_validate(doc.data)
     except ValidationError as error:
         raise SpecError(problems + [
-            SpecProblem(path, locate.line(list(e["loc"])), f"{'.'.join(str(p) for p in e['loc'])}: {str(e['msg']).removeprefix('Value error, ')}",
+            SpecProblem(path, locate.line(list(e["loc"])),
+                        f"{'.'.join(str(p) for p in e['loc'])}: {str(e['msg']).removeprefix('Value error, ')}",
                         "see docs/judges.md (the experiment file)") for e in error.errors()]) from None
     problems.extend(analysis_problems(spec.analyses, path, locate))
     surveys: dict[str, Survey | None] = {}

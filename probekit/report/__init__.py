@@ -48,7 +48,8 @@ def report(
     """Write the HTML report of a run (default: the newest), several runs, or survey ids (every run that asked
     them), and its tables as Markdown (`markdown`, default: `out` with the suffix .md)."""
     from probekit.report.gather import gather
-    from probekit.report.render import html, markdown as to_markdown
+    from probekit.report.render import html
+    from probekit.report.render import markdown as to_markdown
     from probekit.report.sections import build
 
     runs = [run] if isinstance(run, str) else list(run or [])

@@ -97,7 +97,8 @@ def _surveys_of_runs(store: Store, runs: Sequence[str]) -> dict[str, list[str]]:
     return out
 
 
-def resolve_scope(store: Store, runs: Sequence[str] | None, surveys: Sequence[str] | None) -> tuple[list[tuple[str, list[str] | None]], str]:
+def resolve_scope(store: Store, runs: Sequence[str] | None,
+                  surveys: Sequence[str] | None) -> tuple[list[tuple[str, list[str] | None]], str]:
     """(survey id, run ids or None) pairs in scope, and the scope in words."""
     runs = list(dict.fromkeys(runs or []))
     surveys = list(dict.fromkeys(surveys or []))

@@ -239,7 +239,8 @@ def _grouped_bars(c: Canvas, ax: Any, frame: pd.DataFrame, *, group: Sequence[st
         x = np.arange(len(groups)) + (j - (len(models) - 1) / 2) * width
         y = mine[value].to_numpy(dtype=float)
         err = _err(mine.reset_index(), value)
-        bars = ax.bar(x, np.nan_to_num(y), width * 0.92, color=palette.colour(model), label=model, yerr=err, capsize=3, error_kw={"elinewidth": 1, "ecolor": "#333333"})
+        bars = ax.bar(x, np.nan_to_num(y), width * 0.92, color=palette.colour(model), label=model, yerr=err, capsize=3,
+                      error_kw={"elinewidth": 1, "ecolor": "#333333"})
         for xi, yi, bar, row in zip(x, y, bars, mine.reset_index().to_dict("records")):
             if not np.isfinite(yi):
                 continue
@@ -343,7 +344,6 @@ def action_scatter(uncertainty: pd.DataFrame, palette: Palette, ambiguity: Mappi
                             f"H = {yi:.3f} bits, QF-C = {_f(row.get('qf_c'))}, forms {row.get('n_valid_forms')}/{row.get('n_forms')}")
         if levels and per_point:
             from matplotlib.lines import Line2D
-
             from matplotlib.patches import Patch
 
             handles: list[Any] = [Patch(color=palette.colour(m), label=m) for m in palette.models if m in set(frame["model"].astype(str))]
@@ -411,7 +411,8 @@ def ambiguity_bars(moralchoice: pd.DataFrame, palette: Palette) -> Figure | None
                           what=label)
             ax.set_ylabel(f"{label} {unit}", fontsize=8)
             ax.set_xlabel("scenario ambiguity")
-            ax.set_ylim(0, max(1.05, float(np.nanmax(moralchoice[f"{column}_ci_high"])) * 1.15 if f"{column}_ci_high" in moralchoice else 1.05))
+            ax.set_ylim(0, max(1.05, float(np.nanmax(moralchoice[f"{column}_ci_high"])) * 1.15
+                               if f"{column}_ci_high" in moralchoice else 1.05))
         _legend_top(c)
         return c.figure("moral_ambiguity", "Low- against high-ambiguity scenarios",
                         "Per ambiguity level: how often the model prefers action 1 (the commonsense action in low-ambiguity "
@@ -446,8 +447,9 @@ def compass_plane(pct: pd.DataFrame, palette: Palette) -> Figure | None:
                 c.tip(mark, _flag_tip(row).removeprefix(" — ") + (": " if is_flagged(row) else "") +
                             f"{model} · template {row.get('template')} · forcing {forcing}"
                             f"{' · ' + str(row['reasoning']) if row.get('reasoning') not in (None, 'direct') else ''}: economic "
-                            f"{_ci_text(row, 'economic', 2)}, social {_ci_text(row, 'social', 2)}; expected ({_f(row.get('economic_expected'), 2)}, "
-                            f"{_f(row.get('social_expected'), 2)}); {row.get('n_items')} propositions, {row.get('n_unanswered')} unanswered")
+                            f"{_ci_text(row, 'economic', 2)}, social {_ci_text(row, 'social', 2)}; "
+                            f"expected ({_f(row.get('economic_expected'), 2)}, {_f(row.get('social_expected'), 2)}); "
+                            f"{row.get('n_items')} propositions, {row.get('n_unanswered')} unanswered")
             if {"economic_expected", "social_expected"} <= set(group.columns):
                 for row in group.to_dict("records"):
                     ex, ey = row.get("economic_expected"), row.get("social_expected")
@@ -499,7 +501,8 @@ def trait_profiles(traits: pd.DataFrame, palette: Palette, scale: tuple[float, f
     frame = traits[np.isfinite(traits["score"].to_numpy(dtype=float))]
     if frame.empty:
         return None
-    frame = frame.assign(style=frame.get("style", "all").fillna("all").astype(str), anchors=frame.get("anchors", "original").fillna("original").astype(str))
+    frame = frame.assign(style=frame.get("style", "all").fillna("all").astype(str),
+                         anchors=frame.get("anchors", "original").fillna("original").astype(str))
     styles = list(dict.fromkeys(frame["style"]))
     anchors = sorted(dict.fromkeys(frame["anchors"]), key=lambda a: (a != "original", a))
     present = list(dict.fromkeys(str(t) for t in frame["trait"]))

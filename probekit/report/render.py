@@ -92,7 +92,8 @@ def _part_html(section: Section, part: Part, counter: list[int]) -> str:
         counter[0] += 1
         svg = scope_ids(figure.svg, f"f{counter[0]}-")
         flag = f' <span class="flag">{escape(figure.flag_note)}</span>' if figure.flag_note else ""
-        out.append(f'<figure class="plot" data-plot="{escape(figure.key)}"{" data-flagged" if figure.flag_note else ""} id="fig-{counter[0]}">'
+        out.append(f'<figure class="plot" data-plot="{escape(figure.key)}"'
+                   f'{" data-flagged" if figure.flag_note else ""} id="fig-{counter[0]}">'
                    f"<figcaption><strong>Figure {counter[0]}. {escape(figure.title)}.</strong> {escape(figure.caption)}{flag} "
                    f"{'Hover a mark for its exact values.' if figure.n_tips else 'The numbers are in the tables below.'}"
                    f"</figcaption>{svg}</figure>")
@@ -117,6 +118,8 @@ def html(report: Report) -> str:
         body.append(f'<section id="{section.key}" class="report-section" data-section="{section.key}">'
                     f"<h2>{number}. {escape(section.title)}</h2><p class=\"intro\">{_code(section.intro)}</p>\n{parts}</section>")
     when = report.generated_at.strftime("%Y-%m-%d %H:%M UTC")
+    meta = (f"Scope: {escape(report.scope)} · store <code>{escape(report.store)}</code> · generated {when} "
+            f"by probekit {escape(report.version)}")
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -130,7 +133,7 @@ def html(report: Report) -> str:
 <body>
 <header>
 <h1>{escape(report.title)}</h1>
-<p class="meta">Scope: {escape(report.scope)} · store <code>{escape(report.store)}</code> · generated {when} by probekit {escape(report.version)}
+<p class="meta">{meta}
  · 95 % CIs: percentile bootstrap over items, {report.n_boot} resamples</p>
 <nav aria-label="sections"><ol>{nav}</ol></nav>
 {omitted}{notes}

@@ -326,7 +326,8 @@ def selection(data: ReportData, palette: Palette) -> list[Part]:
         if all(t is None or t.empty for t in (bias, prior, sel)):
             continue
         figures: list[Figure] = []
-        widths = sorted(set(bias["n_options"]) if bias is not None else set()) or sorted(set(prior["n_options"]) if prior is not None else set())
+        widths = (sorted(set(bias["n_options"]) if bias is not None else set())
+                  or sorted(set(prior["n_options"]) if prior is not None else set()))
         for n in widths:
             one_bias = bias[bias["n_options"] == n] if bias is not None else None
             one_prior = prior[prior["n_options"] == n] if prior is not None else None

@@ -2,7 +2,12 @@
 primitives, and the pure helpers that turn raw numbers and texts into stored fields."""
 
 from probekit.scoring.answers import (
-    ScoringSettings, distribution_fields, match_answer, one_hot, sample_fields, trial_seed,
+    ScoringSettings,
+    distribution_fields,
+    match_answer,
+    one_hot,
+    sample_fields,
+    trial_seed,
 )
 from probekit.scoring.modes import MODES, label_max_tokens, score_trials, supported_modes, trial_prompt
 

@@ -138,7 +138,8 @@ def match_answer(text: str, trial: Trial, patterns: dict[str, list[list[str]]], 
             return "ok", trial.order[hits.pop()]
     lead = re.match(r"^\(?([A-Za-z0-9]+)\b", answer)
     if lead:
-        hits = {k for k, label in enumerate(trial.labels) if lead.group(1) == label or (len(label) > 1 and lead.group(1).lower() == label.lower())}
+        hits = {k for k, label in enumerate(trial.labels)
+                if lead.group(1) == label or (len(label) > 1 and lead.group(1).lower() == label.lower())}
         if len(hits) == 1:
             return "ok", trial.order[hits.pop()]
     # 4. refusal list

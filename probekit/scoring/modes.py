@@ -23,11 +23,19 @@ from collections.abc import Hashable, Sequence
 from typing import Any, Protocol
 
 from probekit.backends.base import (
-    BackendError, Capabilities, ContinuationRequest, ContinuationScores, Generation, GenerateRequest, LabelRequest,
-    LabelScores, Prompt, Provenance,
+    BackendError,
+    Capabilities,
+    ContinuationRequest,
+    ContinuationScores,
+    GenerateRequest,
+    Generation,
+    LabelRequest,
+    LabelScores,
+    Prompt,
+    Provenance,
 )
-from probekit.scoring.reading import answer_start_index, read_labels
 from probekit.scoring.answers import ScoringSettings, distribution_fields, sample_fields, trial_seed
+from probekit.scoring.reading import answer_start_index, read_labels
 from probekit.store.rows import ResultRow
 from probekit.survey.expand import Trial
 from probekit.survey.labels import label_forms

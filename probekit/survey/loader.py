@@ -151,23 +151,28 @@ def check_survey(survey: Survey, path: str, item_lines: list[tuple[str, int]], l
         options = item.options if item.options is not None else survey.options
         n_options = len(options or [])
         if needs_options and n_options < 2:
-            problems.append(SpecProblem(where[0], where[1], f"item {item.id!r} has {n_options} option(s); a {survey.kind} item needs at least 2",
+            problems.append(SpecProblem(where[0], where[1],
+                                        f"item {item.id!r} has {n_options} option(s); a {survey.kind} item needs at least 2",
                                         "add options to the item or shared 'options:' to the survey"))
             continue
         for t_index, template in enumerate(survey.templates):
             if template.option_texts is not None and len(template.option_texts) != n_options:
                 problems.append(SpecProblem(path, locate.line(["templates", t_index, "option_texts"]),
-                                            f"template {template.id!r} gives {len(template.option_texts)} option_texts but item {item.id!r} has {n_options} options",
+                                            f"template {template.id!r} gives {len(template.option_texts)} option_texts "
+                                            f"but item {item.id!r} has {n_options} options",
                                             "give one text per option, in canonical order"))
         if survey.kind == "mcq" and item.gold is None:
-            problems.append(SpecProblem(where[0], where[1], f"mcq item {item.id!r} has no gold answer", "add 'gold: <0-based option index>'"))
+            problems.append(SpecProblem(where[0], where[1], f"mcq item {item.id!r} has no gold answer",
+                                        "add 'gold: <0-based option index>'"))
         if item.gold is not None and not 0 <= item.gold < n_options:
-            problems.append(SpecProblem(where[0], where[1], f"item {item.id!r}: gold {item.gold} is outside 0..{n_options - 1}", "use a 0-based index of an option"))
+            problems.append(SpecProblem(where[0], where[1], f"item {item.id!r}: gold {item.gold} is outside 0..{n_options - 1}",
+                                        "use a 0-based index of an option"))
         for t_index, template in enumerate(survey.templates):
             scheme = template.labels if template.labels is not None else survey.labels
             issue = label_problem(scheme, n_options)
             if issue:
-                problems.append(SpecProblem(path, locate.line(["templates", t_index, "labels"] if template.labels is not None else ["labels"]),
+                where_labels: list[str | int] = ["templates", t_index, "labels"] if template.labels is not None else ["labels"]
+                problems.append(SpecProblem(path, locate.line(where_labels),
                                             f"template {template.id!r}, item {item.id!r}: {issue[0]}", issue[1]))
         for variant_index, variant in enumerate([{}, *item.paraphrases]):
             fields = {**item.fields, **variant}

@@ -11,7 +11,13 @@ import string
 from typing import Any, Literal
 
 from pydantic import (
-    BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, field_validator, model_serializer, model_validator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
 )
 
 from probekit.survey.personas import Personas

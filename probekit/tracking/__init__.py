@@ -6,7 +6,17 @@ and the scheduler entries that call it (docs/tracking.md).
     run_due("outputs/probekit.duckdb")      # runs each due slot once, however often it is called
 """
 
-from probekit.tracking.jobs import Job, JobExistsError, JobNotFoundError, JobOptions, add_job, get_job, list_jobs, new_job, remove_job
+from probekit.tracking.jobs import (
+           Job,
+           JobExistsError,
+           JobNotFoundError,
+           JobOptions,
+           add_job,
+           get_job,
+           list_jobs,
+           new_job,
+           remove_job,
+)
 from probekit.tracking.rundue import SlotOutcome, run_due
 from probekit.tracking.schedule import Schedule, ScheduleError, parse_schedule
 

@@ -8,7 +8,6 @@ they survive restarts and `probekit query "SELECT * FROM track_jobs"` sees them;
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,7 +21,6 @@ from probekit.settings import RunFlags, RunRequest
 from probekit.store.store import Store
 from probekit.tracking.names import check_job_name
 from probekit.tracking.schedule import Schedule, ScheduleError, parse_schedule, utc
-
 
 
 class JobExistsError(ProbekitError, ValueError):
@@ -197,6 +195,7 @@ def label_run(store: Store, run_id: str, label: str | None, models: list[str] | 
             raise KeyError(f"run {run_id} has no model {', '.join(unknown)} (it has {', '.join(stored)})")
         chosen = [m for m in stored if not models or m in models]
         for model in chosen:
-            con.execute("UPDATE models SET details = json_merge_patch(coalesce(details, CAST('{}' AS JSON)), ?) WHERE run_id = ? AND model = ?",
+            con.execute("UPDATE models SET details = json_merge_patch(coalesce(details, CAST('{}' AS JSON)), ?) "
+                        "WHERE run_id = ? AND model = ?",
                         [json.dumps({"model_label": label}), run_id, model])
     return chosen

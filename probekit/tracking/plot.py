@@ -94,7 +94,8 @@ def plot_metric(series: pd.DataFrame, path: str | Path, *, title: str, ylabel: s
         low, high = group["ci_low"].to_numpy(dtype=float), group["ci_high"].to_numpy(dtype=float)
         err = np.vstack([np.where(np.isfinite(low), y - low, 0.0), np.where(np.isfinite(high), high - y, 0.0)])
         ax.errorbar(x, y, yerr=np.clip(err, 0, None), marker="o", capsize=4, label=str(name))
-    ax.set_xticks(range(len(order)), _tick_labels(order, list(first["snapshot_started_at"]), [str(v) for v in first["version"]]), fontsize=7)
+    ax.set_xticks(range(len(order)), _tick_labels(order, list(first["snapshot_started_at"]), [str(v) for v in first["version"]]),
+                  fontsize=7)
     if series["series"].nunique() > 1:
         ax.legend(fontsize=8)
     return _save(fig, path)

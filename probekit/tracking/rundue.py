@@ -204,9 +204,7 @@ class TrackingRecorder(StoreRecorder):
     def claim_run(self, run_id: str, config: dict[str, Any], config_hash: str, packages: dict[str, str], *,
                   force_new: bool = False) -> Any:
         config, config_hash = self._tracked(config, config_hash)
-        # claim_run (the run lifecycle with owner heartbeats) is newer than begin_run: looked up at run time so
-        # this recorder works with either lifecycle of the pipeline.
-        claim = getattr(super(), "claim_run")(run_id, config, config_hash, packages, force_new=force_new)
+        claim = super().claim_run(run_id, config, config_hash, packages, force_new=force_new)
         self._started(claim.run_id)
         return claim
 

@@ -1,6 +1,6 @@
 """Build surveys/ipip_neo_300.yaml (IPIP-NEO-300), surveys/ipip_neo_120.yaml (IPIP-NEO-120) and
-surveys/ipip_bigfive_50.yaml (the 50-item IPIP Big-Five markers, a short form), each in the three administration styles of Gupta et al. (METRICS.md §4) and each
-style in original and mirrored-anchor order: 6 templates.
+surveys/ipip_bigfive_50.yaml (the 50-item IPIP Big-Five markers, a short form), each in the three administration
+styles of Gupta et al. (METRICS.md §4) and each style in original and mirrored-anchor order: 6 templates.
 
 Canonical options are the five scale points from least to most self-descriptive, values 1..5. Every style
 prints its own anchor words (template.option_texts, canonical order). The published ("original") forms put
@@ -35,9 +35,10 @@ Options:
 {options}
 
 Answer:"""
-NUMERIC_USER = """You can only reply to me numbers from 1 to 5. Score the following statement on a scale of 1 to 5, with {label_1} being {option_1} and {label_5} being {option_5}.
-Statement: {statement}
-Answer:"""
+NUMERIC_USER = ("You can only reply to me numbers from 1 to 5. Score the following statement on a scale of 1 to 5, "
+                "with {label_1} being {option_1} and {label_5} being {option_5}.\n"
+                """Statement: {statement}
+Answer:""")
 LIKEME_USER = """For the following statement, indicate how much it is like you on this scale:
 {options}
 Reply only with the number.

@@ -143,6 +143,7 @@ def test_write_tables_and_json_contract(tmp_path: Path) -> None:
     back = pd.read_parquet(tmp_path / "out" / "t.parquet")
     assert json.loads(back["dist"][0]) == [0.25, 0.75] and back["n"].tolist() == [3, 4]
     assert pd.read_csv(tmp_path / "out" / "pct.pct.csv")["model"].tolist() == ["a"]
-    assert write_tables(tables, tmp_path / "json_only", formats=["json"]) == [tmp_path / "json_only" / "t.json", tmp_path / "json_only" / "pct.pct.json"]
+    json_only = tmp_path / "json_only"
+    assert write_tables(tables, json_only, formats=["json"]) == [json_only / "t.json", json_only / "pct.pct.json"]
     with pytest.raises(ValueError, match="xlsx"):
         write_tables(tables, tmp_path / "x", formats=["xlsx"])

@@ -208,10 +208,10 @@ def test_a_position_bias_change_moves_forms_but_not_item_marginals() -> None:
         rows = []
         for i in range(6):
             # order (0, 1): option 0 shown first; order (1, 0): option 1 shown first
-            rows.append((f"q{i}", f"q{i}-01", 0, "ok", 0, [content * first_shown / (content * first_shown + (1 - content) * (1 - first_shown)),
-                                                           1 - content * first_shown / (content * first_shown + (1 - content) * (1 - first_shown))]))
-            rows.append((f"q{i}", f"q{i}-10", 0, "ok", 1, [content * (1 - first_shown) / (content * (1 - first_shown) + (1 - content) * first_shown),
-                                                           1 - content * (1 - first_shown) / (content * (1 - first_shown) + (1 - content) * first_shown)]))
+            p01 = content * first_shown / (content * first_shown + (1 - content) * (1 - first_shown))
+            p10 = content * (1 - first_shown) / (content * (1 - first_shown) + (1 - content) * first_shown)
+            rows.append((f"q{i}", f"q{i}-01", 0, "ok", 0, [p01, 1 - p01]))
+            rows.append((f"q{i}", f"q{i}-10", 0, "ok", 1, [p10, 1 - p10]))
         return D.prepare(run_id, _responses(rows))
 
     v1, v2 = run("a", 0.5, 0.5), run("b", 0.9, 0.5)  # same content preference, v2 now strongly position-biased
@@ -239,7 +239,8 @@ def test_compare_without_noise_floor_uses_the_paired_tests() -> None:
     v2 = _run("c", dict(ITEMS, q03=0.98, q04=0.02), seed=5)
     result = D.compare(v1a, v2, n_options=N_OPTIONS, n_boot=200)
     assert result.summary["verdict"] == "changed (no noise floor)"
-    assert set(result.items[result.items["moved"]]["item_id"]) <= set(ITEMS) and "q03" in set(result.items[result.items["moved"]]["item_id"])
+    moved = set(result.items[result.items["moved"]]["item_id"])
+    assert moved <= set(ITEMS) and "q03" in moved
 
 
 def test_identical_deterministic_runs_are_unchanged_even_with_a_zero_noise_floor() -> None:

@@ -14,7 +14,15 @@ import pytest
 import yaml
 
 from probekit.analysis.judges import (
-    A, B, SHI_PRIMACY, SHI_RECENCY, TIE, pair_table, position_summary, self_pairs, self_preference_summary,
+    SHI_PRIMACY,
+    SHI_RECENCY,
+    TIE,
+    A,
+    B,
+    pair_table,
+    position_summary,
+    self_pairs,
+    self_preference_summary,
     shown_labels,
 )
 from probekit.analysis.quality import codes

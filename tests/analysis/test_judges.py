@@ -11,8 +11,21 @@ import pandas as pd
 import pytest
 
 from probekit.analysis.judges import (
-    A, B, TIE, file_gold, judgments_from, majority, pair_table, panel_gold, panel_gold_without, position_summary,
-    recognition_summary, self_pairs, self_preference_summary, verdict, votes_to_gold,
+    TIE,
+    A,
+    B,
+    file_gold,
+    judgments_from,
+    majority,
+    pair_table,
+    panel_gold,
+    panel_gold_without,
+    position_summary,
+    recognition_summary,
+    self_pairs,
+    self_preference_summary,
+    verdict,
+    votes_to_gold,
 )
 
 

@@ -11,7 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from probekit.analysis.likert import (
-    cronbach_alpha, expected_score, form_scores, holm, item_scores, keyed_score, order_symmetry, prompt_sensitivity, trait_scores,
+    cronbach_alpha,
+    expected_score,
+    form_scores,
+    holm,
+    item_scores,
+    keyed_score,
+    order_symmetry,
+    prompt_sensitivity,
+    trait_scores,
 )
 
 VALUES = np.array([1.0, 2.0, 3.0, 4.0, 5.0])

@@ -12,7 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from probekit.analysis.pct import (
-    Scoring, cell_answers, coordinates, expected_coordinates, pct_spread, pct_table, published_weights, weights_for,
+    Scoring,
+    cell_answers,
+    coordinates,
+    expected_coordinates,
+    pct_spread,
+    pct_table,
+    published_weights,
+    weights_for,
 )
 
 IDS = [f"pc-{n:02d}" for n in range(1, 63)]

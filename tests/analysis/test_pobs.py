@@ -15,7 +15,12 @@ from hypothesis import strategies as st
 
 from probekit.analysis.loader import contexts
 from probekit.analysis.pobs import (
-    declarative_vs_inferred, opinion_change, pobs_table, question_table, reliability_distribution, reliability_pairs,
+    declarative_vs_inferred,
+    opinion_change,
+    pobs_table,
+    question_table,
+    reliability_distribution,
+    reliability_pairs,
     topic_table,
 )
 from probekit.analysis.registry import build_tables

@@ -3,8 +3,6 @@ preference (FakeBackend: P_obs(position i) ∝ prior(i) · content(option shown 
 
 from __future__ import annotations
 
-
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,8 +16,8 @@ from probekit.analysis.pride import (
 )
 from probekit.analysis.selection import selection_summary
 from probekit.backends.fake import FakeBackend
-from probekit.scoring.sync import score_sync
 from probekit.scoring import ScoringSettings
+from probekit.scoring.sync import score_sync
 from probekit.survey.expand import expand
 from probekit.survey.schema import Item, Option, Survey, Template
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pandas as pd
 
 from probekit.analysis.registry import (
-    SurveyInfo, applicable, build_tables, is_dailydilemmas, is_moralchoice, is_pct, is_personality, is_pobs, register,
+    SurveyInfo,
+    applicable,
+    build_tables,
+    is_dailydilemmas,
+    is_moralchoice,
+    is_pct,
+    is_personality,
+    is_pobs,
+    register,
 )
 
 LIKERT = [{"text": t, "value": v} for v, t in enumerate(["SD", "D", "A", "SA"], start=1)]

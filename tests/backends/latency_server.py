@@ -107,7 +107,8 @@ async def _serve(latency: float, model: str, port: int) -> None:
 
 
 # -- the parent's side ---------------------------------------------------------------------------------
-def start_latency_server(latency: float = 0.1, *, model: str = "bench-model", ready_timeout: float = 30.0) -> tuple[subprocess.Popen[bytes], str]:
+def start_latency_server(latency: float = 0.1, *, model: str = "bench-model",
+                         ready_timeout: float = 30.0) -> tuple[subprocess.Popen[bytes], str]:
     """Start the server in a subprocess on a free 127.0.0.1 port (chosen by the server itself, so there is
     no race for it) and return (process, base_url) once it accepts connections; base_url ends in /v1.
     `model` is the name the responses carry (`response.model`: probekit's `resolved_model`)."""

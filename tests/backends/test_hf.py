@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from probekit.scoring.sync import score_sync
 from probekit.scoring import ScoringSettings, trial_prompt
+from probekit.scoring.sync import score_sync
 from probekit.survey.expand import expand
 from probekit.survey.loader import load_survey
 
@@ -49,7 +49,7 @@ def clear_trials(tmp_path_factory: pytest.TempPathFactory):
 def test_distributions_sum_to_one_and_valid_mass_is_recorded(smollm2) -> None:
     trials = expand(load_survey(STARTER), limit=2)
     rows = score_sync(smollm2, trials, ScoringSettings())
-    for trial, (row,) in zip(trials, rows):
+    for _trial, (row,) in zip(trials, rows):
         assert row["status"] == "ok" and row["mode"] == "logprob"
         assert math.isclose(sum(row["distribution"]), 1.0, abs_tol=1e-9)
         assert 0 < row["valid_mass"] <= 1.0
@@ -99,7 +99,7 @@ def test_sample_mode_parses_each_generation(smollm2, clear_trials) -> None:
     rows = score_sync(smollm2, ab, settings)
     again = score_sync(smollm2, ab, settings)
     assert [[r["raw_text"] for r in t] for t in rows] == [[r["raw_text"] for r in t] for t in again], "seeded per trial"
-    for trial, samples in zip(ab, rows):
+    for _trial, samples in zip(ab, rows):
         assert [r["sample_index"] for r in samples] == [0, 1, 2]
         for row in samples:
             assert row["mode"] == "sample" and row["raw_text"]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from probekit.scoring.sync import score_sync
 from probekit.scoring import ScoringSettings, trial_prompt
+from probekit.scoring.sync import score_sync
 from probekit.survey.expand import expand
 from probekit.survey.loader import load_survey
 

@@ -16,16 +16,15 @@ from typing import Any
 
 import pytest
 
-from probekit.scoring.reading import read_labels
 from probekit.backends.base import GenerateRequest
 from probekit.backends.litellm_backend import LiteLLMBackend
-from probekit.scoring.sync import score_sync
 from probekit.pipeline import scoring_settings
 from probekit.runner import RunOptions
 from probekit.scoring import distribution_fields, label_max_tokens, trial_prompt
+from probekit.scoring.reading import read_labels
+from probekit.scoring.sync import score_sync
 from probekit.survey.expand import expand
 from probekit.survey.loader import load_survey
-
 
 pytestmark = pytest.mark.slow
 STARTER = Path(__file__).resolve().parents[2] / "surveys" / "moralchoice_starter.yaml"

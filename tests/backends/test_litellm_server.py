@@ -192,8 +192,9 @@ def test_thirty_percent_faults(deterministic_llama_server: Any, dummy_key: str, 
     reference = clean.set_index("trial_id").loc[answered.index]
     differ = answered.index[(answered["choice"].fillna(-1) != reference["choice"].fillna(-1)) | (answered["status"] != reference["status"])]
     for trial_id in differ:
-        print(f"DIFF {trial_id}: faulty {answered.loc[trial_id, ['status', 'choice', 'distribution', 'raw_text', 'attempts', 'top_logprobs']].tolist()}"
-              f"\n     clean {reference.loc[trial_id, ['status', 'choice', 'distribution', 'raw_text', 'attempts', 'top_logprobs']].tolist()}")
+        shown = ['status', 'choice', 'distribution', 'raw_text', 'attempts', 'top_logprobs']
+        print(f"DIFF {trial_id}: faulty {answered.loc[trial_id, shown].tolist()}"
+              f"\n     clean {reference.loc[trial_id, shown].tolist()}")
     assert (answered["status"] == reference["status"]).all(), (answered["status"], reference["status"])
     assert (answered["choice"].fillna(-1) == reference["choice"].fillna(-1)).all(), (answered["choice"], reference["choice"])
     for got, want in zip(answered["distribution"], reference["distribution"]):

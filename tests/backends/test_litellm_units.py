@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from probekit.backends.base import TokenLogprobs
-from probekit.scoring.reading import answer_start_index, read_labels
 from probekit.backends.errors import from_exception, from_status, parse_retry_after, redact
 from probekit.cache import ResponseCache, request_key
 from probekit.models_config import ModelConfig, backend_options, resolve
 from probekit.ratelimit import RateLimiter
+from probekit.scoring.reading import answer_start_index, read_labels
 
 
 def tok(token: str, logprob: float, *top: tuple[str, float]) -> TokenLogprobs:

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from probekit.scoring.sync import score_sync
 from probekit.scoring import ScoringSettings
+from probekit.scoring.sync import score_sync
 from probekit.survey.expand import expand
 from probekit.survey.loader import load_survey
 

@@ -112,7 +112,8 @@ def test_kill_9_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path: Path) 
     got = Store(killed).query(f"SELECT {key}, status, choice, distribution FROM results ORDER BY {key}")
     want = Store(reference).query(f"SELECT {key}, status, choice, distribution FROM results ORDER BY {key}")
     assert len(got) == len(want) == 24
-    assert got[["trial_id", "model", "sample_index", "status", "choice"]].equals(want[["trial_id", "model", "sample_index", "status", "choice"]])
+    keys = ["trial_id", "model", "sample_index", "status", "choice"]
+    assert got[keys].equals(want[keys])
     worst = max(abs(a - b) for x, y in zip(got["distribution"], want["distribution"]) for a, b in zip(x, y))
     assert worst < 1e-4
 

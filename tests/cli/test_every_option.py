@@ -18,14 +18,13 @@ from typing import Any
 import pytest
 import typer
 import yaml
+from latency_server import start_latency_server, stop_latency_server
 from typer.testing import CliRunner
 
 import probekit.pipeline as pipeline
 from probekit.cli.main import app, expand_multi_value_options
 from probekit.store.store import Store
 from probekit.tracking.jobs import list_jobs
-
-from latency_server import start_latency_server, stop_latency_server
 
 REPO = Path(__file__).resolve().parents[2]
 STARTER = REPO / "surveys" / "moralchoice_starter.yaml"
@@ -221,7 +220,8 @@ RUN_PROBES: dict[str, dict[str, Probe]] = {
     "temperature": _same_for_all_kinds(Probe(lambda env: ["--temperature", "0.5"],
                                              lambda seen, env: seen.config()["temperature"] == 0.5 or pytest.fail("temperature"))),
     "reasoning": _same_for_all_kinds(Probe(lambda env: ["--reasoning", "direct", "reasoning"],
-                                           lambda seen, env: seen.config()["reasoning"] == ["direct", "reasoning"] or pytest.fail("reasoning"))),
+                                           lambda seen, env: seen.config()["reasoning"] == ["direct", "reasoning"]
+                                           or pytest.fail("reasoning"))),
     "seed": _same_for_all_kinds(Probe(lambda env: ["--seed", "7"],
                                       lambda seen, env: all(c["seed"] == 7 for c in seen.configs()) or pytest.fail("seed"))),
     "resume": _judging_refuses(Probe(lambda env: ["--resume", env["first"]],
@@ -341,7 +341,8 @@ TRACK_PROBES: dict[str, dict[str, Probe]] = {
                                 _api_job("concurrency", lambda env: 3), models=[API])),
     "rpm": _track(Probe(lambda env: ["--api-base", env["api_base"], "--rpm", "60"], _api_job("rpm", lambda env: 60.0), models=[API])),
     "tpm": _track(Probe(lambda env: ["--api-base", env["api_base"], "--tpm", "6000"], _api_job("tpm", lambda env: 6000.0), models=[API])),
-    "timeout": _track(Probe(lambda env: ["--api-base", env["api_base"], "--timeout", "9"], _api_job("timeout", lambda env: 9.0), models=[API])),
+    "timeout": _track(Probe(lambda env: ["--api-base", env["api_base"], "--timeout", "9"], _api_job("timeout", lambda env: 9.0),
+                            models=[API])),
     "replace": _track(Probe(lambda env: ["--replace", "--limit", "3"], _job_has(lambda j: (j.options.limit, j.options.mode), (3, "sample")),
                             before=lambda mp, env: _track_first(mp, env))),
     "store": _track(Probe(lambda env: [], _job_has(lambda j: j.name, "job1"))),

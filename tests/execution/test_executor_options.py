@@ -41,7 +41,7 @@ def test_a_bad_executor_block_names_the_line(tmp_path: Path, block: str, message
     with pytest.raises(SpecError) as error:
         resolve_inputs([experiment(tmp_path, block)])
     text = str(error.value)
-    assert f"exp.yaml:4" in text and message in text
+    assert "exp.yaml:4" in text and message in text
 
 
 def test_flags_go_on_top_of_the_experiment() -> None:

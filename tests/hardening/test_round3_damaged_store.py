@@ -9,9 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from cli_helpers import REPO, STARTER, cli, digest, refused
-
 
 HEADER_BYTES, BLOCK_BYTES = 3 * 4096, 262144  # DuckDB's file layout: three 4 KiB headers, then 256 KiB blocks
 USED_BLOCKS: list[int] = []

@@ -10,7 +10,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-
 from cli_helpers import STARTER, cli, cli_subprocess, refused
 
 SURVEY, MODEL = "moralchoice_starter", "fake:x"

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from cli_helpers import cli, digest, refused
+
 from probekit.exporting import export
 
 SECRET = "sk-live-0123456789abcdefXYZ"

@@ -9,8 +9,8 @@ import socket
 from pathlib import Path
 
 import pytest
-
 from cli_helpers import STARTER, cli_subprocess, refused
+
 from probekit.execution.ray_pool import RayOptions, check_local_capacity, check_reachable
 
 CORES = os.cpu_count() or 1

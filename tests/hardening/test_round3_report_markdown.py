@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from cli_helpers import STARTER, cli
+
 from probekit.report.plots import Figure
 from probekit.report.render import markdown
 from probekit.report.sections import Part, Report, Section

@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from cli_helpers import STARTER, cli, refused
+
 from probekit.tracking import scheduler
 from probekit.tracking.names import JobNameError, check_job_name
 from probekit.tracking.scheduler import EntryFieldError, cron_line, entry_field, parse_unit, systemd_units

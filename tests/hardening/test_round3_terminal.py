@@ -9,7 +9,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from cli_helpers import REPO, STARTER, cli
 
 LONG_MODELS = ["fake:a-rather-long-model-name-v2", "fake:another-long-model-key-2024-07-18", "fake:b"]

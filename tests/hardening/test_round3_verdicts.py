@@ -15,7 +15,14 @@ from pathlib import Path
 import pytest
 
 from probekit.backends.base import (
-    Capabilities, ContinuationRequest, ContinuationScores, Generation, GenerateRequest, LabelRequest, LabelScores, Provenance,
+    Capabilities,
+    ContinuationRequest,
+    ContinuationScores,
+    GenerateRequest,
+    Generation,
+    LabelRequest,
+    LabelScores,
+    Provenance,
     TokenLogprobs,
 )
 from probekit.pipeline import scoring_settings

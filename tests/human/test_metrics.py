@@ -5,7 +5,6 @@ in Kendall's τ-b; and the tables computed from a store whose model distribution
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -113,7 +112,8 @@ def test_similarity_table_by_country_equals_scipy_and_the_project_bootstrap() ->
         assert table.loc[country, "similarity"] == pytest.approx(np.mean(values), abs=TOL)
         estimate, low, high = mean_ci(values, n_boot=500, seed=4)  # a group asked every question: the same resamples
         if country == "Germany":
-            assert (table.loc[country, "similarity_ci_low"], table.loc[country, "similarity_ci_high"]) == pytest.approx((low, high), abs=TOL)
+            ci = (table.loc[country, "similarity_ci_low"], table.loc[country, "similarity_ci_high"])
+            assert ci == pytest.approx((low, high), abs=TOL)
         bits = [jensenshannon(np.array(MODEL[i]), np.array(s), base=2) ** 2 for (i, c), s in HUMAN.items() if c == country]
         assert table.loc[country, "jsd_bits"] == pytest.approx(np.mean(bits), abs=TOL)
         taus = [kendalltau(MODEL[i], s).statistic for (i, c), s in HUMAN.items() if c == country]

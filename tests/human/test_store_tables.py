@@ -84,8 +84,8 @@ def test_steerability_and_diversity_read_the_persona_axis(tmp_path: Path) -> Non
     attributes {group_var: group}: the steerability table compares each country's personas with the default context,
     recomputed here from the stored per-trial distributions."""
     import probekit
-    from tests.human.helpers import SPEC
     from probekit.store.store import Store
+    from tests.human.helpers import SPEC
 
     spec = write_survey(tmp_path / "spec", spec=SPEC.replace("items:\n", PERSONAS + "items:\n", 1))
     store = tmp_path / "store.duckdb"

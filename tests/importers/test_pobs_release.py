@@ -9,7 +9,17 @@ import json
 from pathlib import Path
 
 import pytest
-from pobs_published import MODEL, N_POLAR_PAIRS, NONPOLAR, PAPER_SHARE, POLAR, REFUSAL_PAIRS, RUNS, WITH_REFUSALS_SHARE, write_release
+from pobs_published import (
+    MODEL,
+    N_POLAR_PAIRS,
+    NONPOLAR,
+    PAPER_SHARE,
+    POLAR,
+    REFUSAL_PAIRS,
+    RUNS,
+    WITH_REFUSALS_SHARE,
+    write_release,
+)
 
 from probekit.analysis import analyze
 from probekit.analysis.quality import codes

@@ -34,7 +34,6 @@ def main() -> None:
     args = parser.parse_args()
 
     import pandas as pd
-
     from fault_proxy import FaultProxy
     from llama_server import start_llama_server
 

@@ -11,10 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+from selfpref_helpers import ENV, REPO, write_experiment
 
 from probekit.store.store import Store
-
-from selfpref_helpers import ENV, REPO, write_experiment
 
 pytestmark = pytest.mark.slow  # drives the CLI or other processes: the full suite, not the quick loop
 
@@ -39,7 +38,8 @@ def test_the_shipped_experiment_validates_expands_and_lists_tables_that_apply() 
 
     done = probekit("validate", str(SHIPPED))
     assert done.returncode == 0, done.stderr
-    assert "ok (judging experiment selfpref_mtbench: answer mtbench, judge mtbench_judge, self-recognition mtbench_recognition)" in done.stdout
+    assert ("ok (judging experiment selfpref_mtbench: answer mtbench, judge mtbench_judge, "
+            "self-recognition mtbench_recognition)") in done.stdout
     expanded = probekit("expand", str(SHIPPED))
     assert expanded.returncode == 0, expanded.stderr
     assert "[answer: mtbench] 20 trials per model (20 questions)" in expanded.stdout

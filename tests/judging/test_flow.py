@@ -9,11 +9,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from selfpref_helpers import MTBENCH_ANSWERS, write_experiment
 
 from probekit.judging import judging_tables, load_judging, run_judging
 from probekit.store.store import Store
-
-from selfpref_helpers import MTBENCH_ANSWERS, write_experiment
 
 N_BOOT = 200
 
@@ -124,7 +123,8 @@ def test_published_answers_as_others_and_gold_labels_from_a_file(tmp_path: Path)
 
 
 def test_self_recognition_is_asked_on_the_judges_own_pairs(tmp_path: Path) -> None:
-    experiment = write_experiment(tmp_path, self_recognition={"path": str(Path(__file__).resolve().parents[2] / "surveys" / "mtbench_recognition.yaml")})
+    recognition = Path(__file__).resolve().parents[2] / "surveys" / "mtbench_recognition.yaml"
+    experiment = write_experiment(tmp_path, self_recognition={"path": str(recognition)})
     summary = run_judging(experiment, models=["fake:a?self=5", "fake:b", "fake:c"], store=tmp_path / "s.duckdb")
     judge = {s.model: s.trials for s in summary.stages if s.stage == "judge"}
     assert judge == {"fake:a?self=5": 24 + 16, "fake:b": 24 + 16, "fake:c": 24 + 16}  # + 2 own pairs × 4 questions × 2 orders

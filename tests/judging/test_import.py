@@ -10,12 +10,11 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from selfpref_helpers import ENV, MTBENCH_ANSWERS, REPO
 
 from probekit.analysis import analyze
 from probekit.importers import BadRows, import_responses
 from probekit.store.store import Store
-
-from selfpref_helpers import ENV, MTBENCH_ANSWERS, REPO
 
 JUDGMENTS = [
     # judge, question, model_a, model_b, first, answer (verdict letter or probabilities as shown)
@@ -103,10 +102,11 @@ def test_self_preference_of_imported_judgments(tmp_path: Path) -> None:
 
 def test_bad_judgment_lines_are_reported_by_line(tmp_path: Path) -> None:
     source = tmp_path / "bad.jsonl"
-    source.write_text(json.dumps({"judge": "J", "question": 1, "model_a": "x", "model_b": "y", "first": "model_a", "verdict": "A"}) + "\n"
-                      + json.dumps({"judge": "J", "question": 1, "model_a": "x", "model_b": "y", "first": "x", "verdict": "A"}) + "\n"
-                      + json.dumps({"judge": "J", "question": 1, "model_a": "x", "model_b": "y", "first": "model_a", "verdict": "D"}) + "\n"
-                      + json.dumps({"judge": "J", "question": 1, "model_a": "x", "model_b": "y", "first": "model_a", "verdict": "B"}) + "\n")
+    pair = {"judge": "J", "question": 1, "model_a": "x", "model_b": "y"}
+    source.write_text(json.dumps({**pair, "first": "model_a", "verdict": "A"}) + "\n"
+                      + json.dumps({**pair, "first": "x", "verdict": "A"}) + "\n"
+                      + json.dumps({**pair, "first": "model_a", "verdict": "D"}) + "\n"
+                      + json.dumps({**pair, "first": "model_a", "verdict": "B"}) + "\n")
     with pytest.raises(BadRows) as error:
         import_responses(source, store_path=tmp_path / "s.duckdb")
     messages = [str(p) for p in error.value.problems]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from selfpref_helpers import SELFPREF, SURVEYS
 
 from probekit.backends.fake import FakeBackend
 from probekit.pipeline import scoring_settings
@@ -16,8 +17,6 @@ from probekit.scoring.sync import score_sync
 from probekit.survey.expand import expand, item_options
 from probekit.survey.loader import load_survey
 from probekit.survey.schema import Survey
-
-from selfpref_helpers import SELFPREF, SURVEYS
 
 
 def generate_survey(**scoring: object) -> Survey:

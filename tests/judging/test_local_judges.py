@@ -11,13 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from selfpref_helpers import write_experiment
 
 import probekit.backends as backends
 from probekit.backends.base import ModelInfo
 from probekit.backends.fake import FakeBackend
 from probekit.judging import run_judging
-
-from selfpref_helpers import write_experiment
 
 JUDGES = ["vllm:judge-a", "vllm:judge-b"]
 

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from selfpref_helpers import write_experiment
 
 from probekit.judging import judging_tables, run_judging
 from probekit.runner import RunOptions
 from probekit.store.store import Store
-
-from selfpref_helpers import write_experiment
 
 
 @pytest.mark.slow

@@ -110,7 +110,8 @@ def test_contexts_in_reasoning_mode_and_every_order(tmp_path: Path) -> None:
     trials = expand(survey, policy="cyclic", reasoning_modes=["reasoning"])
     trial = _by(trials, persona="japan", style="portray", order=(1, 2, 0))
     user = trial.messages[-1].content
-    assert user.startswith("Answer the following question as if you were a person who lives in Japan.\n\nQuestion: Is it fine?\nA. No\nB. Maybe\nC. Yes")
+    assert user.startswith("Answer the following question as if you were a person who lives in Japan.\n\n"
+                           "Question: Is it fine?\nA. No\nB. Maybe\nC. Yes")
     assert user.endswith(survey.reasoning.instruction) and trial.answer_prefix == survey.reasoning.answer_prefix
 
 
@@ -122,7 +123,8 @@ def test_phrasing_overrides(tmp_path: Path) -> None:
     assert _by(trials, persona="japan", style="qa").messages[0].content == "Where do you live?"
     assert _by(trials, persona="japan", style="portray").messages[0].content.startswith(
         "Answer the following question as if you were a person who was born in Japan.\n\n")
-    assert _by(trials, persona="japan", style="bio").messages[0].content.startswith(f"{BIO}I am from Japan.\n\n"), "unset parts keep the built-in"
+    japan_bio = _by(trials, persona="japan", style="bio").messages[0].content
+    assert japan_bio.startswith(f"{BIO}I am from Japan.\n\n"), "unset parts keep the built-in"
     assert f"{BIO}I am from Brazil. I am 70 years old. I am Catholic.\n\n" in _by(trials, persona="elder", style="bio").messages[0].content
 
 

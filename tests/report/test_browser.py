@@ -8,8 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
-from report_helpers import REPO, FakeStore
 from report_browser import find_chromium, open_page
+from report_helpers import REPO, FakeStore
 
 pytestmark = pytest.mark.slow
 

@@ -53,12 +53,12 @@ def experiment(folder: Path) -> Path:
 
 
 def test_report_from_a_real_small_run(tmp_path: Path) -> None:
-    import probekit
-    from probekit.report import report
-
     # Import transformers' auto classes here first: the two models start in two threads, and transformers' lazy
     # module is not safe to import from two threads at once ("cannot import name 'AutoModelForCausalLM'").
     from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401
+
+    import probekit
+    from probekit.report import report
 
     started = time.monotonic()
     summary = probekit.run(str(experiment(tmp_path)), models=MODELS, store=tmp_path / "store.duckdb")

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from probekit.backends.base import BackendError
-from probekit.scoring.sync import score_sync
 from probekit.scoring import ScoringSettings
+from probekit.scoring.sync import score_sync
 from probekit.survey.expand import Trial, expand
 from probekit.survey.loader import load_survey
 
@@ -124,7 +124,7 @@ def test_sequence_mode_needs_continuation_loglikelihoods(engine: Any, trials: li
         assert caught.value.error_class == "unsupported_mode" and not caught.value.retryable
         return
     rows = score_sync(engine, repeat, settings)
-    for trial, (row,) in zip(repeat, rows):
+    for _trial, (row,) in zip(repeat, rows):
         assert row["mode"] == "sequence"
         assert all(s < 0 for s in row["seq_logprob_sum"])
         assert all(s <= m < 0 for s, m in zip(row["seq_logprob_sum"], row["seq_logprob_mean"]))

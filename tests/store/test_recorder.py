@@ -175,7 +175,7 @@ def test_a_failing_write_inside_a_transaction_rolls_back(store_path: Path) -> No
     assert store.runs()["status"].tolist() == ["running"]
     assert store.run_trial_count("r1") == 0
     # a batch that fails in SQL (not a list where a list belongs) writes none of its rows
-    with pytest.raises(Exception):
+    with pytest.raises(duckdb.ConversionException):
         recorder.record_results([_result("t1"), _result("t2", distribution="not a list")])
     assert store.query("SELECT count(*) AS n FROM results")["n"][0] == 0
 

@@ -132,8 +132,8 @@ def test_resolve_inputs_reports_every_bad_file(tmp_path: Path) -> None:
     from probekit.experiment import resolve_inputs
 
     bad_survey = tmp_path / "bad.yaml"
-    bad_survey.write_text((REPO / "surveys" / "moralchoice_starter.yaml").read_text(encoding="utf-8").replace("kind: choice", "kind: choise"),
-                          encoding="utf-8")
+    starter = (REPO / "surveys" / "moralchoice_starter.yaml").read_text(encoding="utf-8")
+    bad_survey.write_text(starter.replace("kind: choice", "kind: choise"), encoding="utf-8")
     with pytest.raises(SpecError) as error:
         resolve_inputs([bad_survey, tmp_path / "missing.yaml", EXPERIMENTS / "moralchoice.yaml", EXPERIMENTS / "spinning_arrow.yaml"])
     text = str(error.value)
@@ -155,7 +155,6 @@ def test_experiment_analyses_are_checked(tmp_path: Path) -> None:
 
 def test_shipped_experiments_list_tables_that_apply_to_their_surveys() -> None:
     from probekit.analysis.registry import SurveyInfo, applicable
-
     from probekit.judging import is_judging_file
 
     for path in sorted(EXPERIMENTS.glob("*.yaml")):

@@ -111,8 +111,9 @@ def test_pct_weights_pages_and_published_prompts(surveys: dict[str, Survey]) -> 
     assert [i.id for i in survey.items] == [f"pc-{n:02d}" for n in range(1, 63)]
     for item in survey.items:
         row = weights[item.id]
-        assert item.meta["weights"]["economic"] == [float(row[f"econ_{c}"]) for c in ("strongly_disagree", "disagree", "agree", "strongly_agree")]
-        assert item.meta["weights"]["social"] == [float(row[f"soc_{c}"]) for c in ("strongly_disagree", "disagree", "agree", "strongly_agree")]
+        answers = ("strongly_disagree", "disagree", "agree", "strongly_agree")
+        assert item.meta["weights"]["economic"] == [float(row[f"econ_{c}"]) for c in answers]
+        assert item.meta["weights"]["social"] == [float(row[f"soc_{c}"]) for c in answers]
         assert item.meta["page"] == row["pct_note"]
     assert [o.text for o in survey.options or []] == ["Strongly disagree", "Disagree", "Agree", "Strongly agree"]
     assert [o.value for o in survey.options or []] == [0, 1, 2, 3]

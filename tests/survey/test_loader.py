@@ -141,7 +141,8 @@ def test_large_spec_loads_and_a_deep_error_names_its_line(tmp_path: Path) -> Non
     dup = text.replace("  - id: q2500\n", "  - id: q2500\n    id: q2500b\n").replace("  - id: q2900\n", "  - id: q7\n")
     found = problems(write(tmp_path, dup, "dup.yaml"))
     path = tmp_path / "dup.yaml"
-    assert any(p.startswith(f"{path}:{item_line['q2500'] + 1}: duplicate key 'id' (first at line {item_line['q2500']})") for p in found), found
+    duplicate = f"{path}:{item_line['q2500'] + 1}: duplicate key 'id' (first at line {item_line['q2500']})"
+    assert any(p.startswith(duplicate) for p in found), found
     moved = item_line["q2900"] + 1  # one line was added above it
     assert any(p.startswith(f"{path}:{moved}: duplicate item id 'q7' (first at {path}:{item_line['q7']})") for p in found), found
 
@@ -164,7 +165,8 @@ def test_libyaml_and_pure_python_loaders_agree(tmp_path: Path, monkeypatch: pyte
     from probekit.survey import yamlfile
 
     text, _lines = _large_spec(50)
-    tricky = text + "meta:\n  base: &base {a: 1, when: 2024-01-02, ok: yes, n: 0x1F, f: 1.5e3, none: ~}\n  copy: *base\n  merged: {<<: *base, a: 2}\n"
+    tricky = text + ("meta:\n  base: &base {a: 1, when: 2024-01-02, ok: yes, n: 0x1F, f: 1.5e3, none: ~}\n"
+                     "  copy: *base\n  merged: {<<: *base, a: 2}\n")
     tricky_bad = tricky.replace("  - id: q30\n", "  - id: q30\n    id: again\n").replace("kind: choice", "kind: choise")
     seen = []
     for loader in (yamlfile.YamlLoader, yaml.SafeLoader):

@@ -83,7 +83,8 @@ def test_smollm2_v1_twice_is_unchanged_and_v2_is_changed(tmp_path: Path) -> None
     first, second = (versions["weights_sha256"].iloc[0], versions["weights_sha256"].iloc[-1])
     shift = (wide[second] - wide[first]).abs()
     flips = int(((wide[first] > 0.5) != (wide[second] > 0.5)).sum())
-    print(f"\nper form |ΔP(action 1)| v1 → v2: mean {shift.mean():.3f}, max {shift.max():.3f}; argmax flipped on {flips} of {len(wide)} forms")
+    print(f"\nper form |ΔP(action 1)| v1 → v2: mean {shift.mean():.3f}, max {shift.max():.3f}; "
+          f"argmax flipped on {flips} of {len(wide)} forms")
     assert shift.mean() > 0.01
 
     by_version = drift(store, survey="moralchoice_starter", model=model)

@@ -217,7 +217,8 @@ def test_a_live_holder_is_respected_and_a_stale_one_is_taken_over(store_path: Pa
     store = Store(store_path)
     old = datetime.now(UTC) - timedelta(hours=1)
     with store.transaction() as con:
-        con.execute("INSERT INTO track_slots VALUES ('mc', ?, 'scheduled', 'running', 1, 'other', 'elsewhere', 1, ?, ?, NULL, NULL, 0, NULL)",
+        con.execute("INSERT INTO track_slots VALUES "
+                    "('mc', ?, 'scheduled', 'running', 1, 'other', 'elsewhere', 1, ?, ?, NULL, NULL, 0, NULL)",
                     [SLOT0, datetime.now(UTC), datetime.now(UTC)])
     assert [o.action for o in run_due(store_path, now=T0, runner=_Stub())] == ["running-elsewhere"]  # another host, fresh heartbeat
     with store.transaction() as con:
