@@ -134,8 +134,8 @@ def apply(name: str, table: pd.DataFrame, ctx: AnalysisContext) -> pd.DataFrame:
                 for i in np.flatnonzero(np.asarray(mask, dtype=bool)):
                     found[i].add(code)
     if "flags" in table.columns:  # what the builder flagged itself (it knows preconditions no generic check sees)
-        for i, cell in enumerate(table["flags"]):
-            found[i].update(codes(cell))
+        for row, cell in enumerate(table["flags"]):
+            found[row].update(codes(cell))
     order = list(FLAGS)
     text = [", ".join(sorted(s, key=lambda c: order.index(c) if c in order else len(order))) for s in found]
     base = table.drop(columns=["flags"]) if "flags" in table.columns else table

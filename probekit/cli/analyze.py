@@ -10,6 +10,7 @@ table names are prefixed `<survey_id>.`.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -121,8 +122,9 @@ def _echo_flags(tables: dict[str, Any], thresholds: Any) -> None:
     present = flags_present(tables)
     if present:
         typer.echo("flags (a flagged row is not a finding; --strict drops them; docs/quality.md):")
-        for code in present:
-            typer.echo(f"  {code}: {describe(code, thresholds)}")
+        for code in present:  # wrapped to the 100 columns the tables fit
+            typer.echo(textwrap.fill(f"{code}: {describe(code, thresholds)}", width=100, initial_indent="  ",
+                                     subsequent_indent="    "))
 
 
 def _why_empty(store: Path, run: str | None, models: list[str] | None, only: list[str] | None, picked: str = "") -> str:

@@ -9,9 +9,9 @@ from typing import Any
 
 from probekit.backends.base import LabelRequest, LabelScores
 from probekit.backends.fake import FakeBackend
-from probekit.scoring.sync import score_sync
 from probekit.scoring import ScoringSettings
 from probekit.scoring.reading import _matches
+from probekit.scoring.sync import score_sync
 from probekit.survey.expand import expand
 from probekit.survey.labels import LABEL_PREFIXES, label_cores, label_forms, label_variants, strip_label_prefix
 from probekit.survey.loader import load_survey
