@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from probekit.backends import Backend, engine_for, make_backend
+from probekit.defaults import DEFAULT_MODEL, DEFAULT_STORE
 from probekit.execution import LocalScorer, Scorer, error_row
 from probekit.runtime import RetryPolicy
 from probekit.scoring import ScoringSettings, supported_modes
@@ -32,8 +33,8 @@ __all__ = ["ModelSummary", "RunOptions", "RunSummary", "error_row", "execute"]
 class RunOptions:
     """Everything that shapes a run. Fields that change results enter the config hash (auto-resume)."""
 
-    models: list[str] = field(default_factory=lambda: ["smollm2"])
-    store: Path = Path("outputs/probekit.duckdb")
+    models: list[str] = field(default_factory=lambda: [DEFAULT_MODEL])
+    store: Path = DEFAULT_STORE
     limit: int | None = None
     orders: str | None = None
     mode: str | None = None

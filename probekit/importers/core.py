@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from probekit.defaults import DEFAULT_STORE
 from probekit.errors import ProbekitError
 from probekit.hashing import config_hash
 from probekit.importers.itemtext import ItemTexts
@@ -359,7 +360,7 @@ def import_responses(
     fmt: str | None = None,
     survey_file: str | Path | None = None,
     skip_bad: bool = False,
-    store_path: str | Path = Path("outputs/probekit.duckdb"),
+    store_path: str | Path = DEFAULT_STORE,
     model: str | None = None,
     on_problem: Callable[[RowProblem], None] | None = None,
     trust_spec_polarity: bool = False,

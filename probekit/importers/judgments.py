@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from probekit.defaults import DEFAULT_STORE
 from probekit.hashing import config_hash
 from probekit.importers.core import (
     REPO_SURVEYS,
@@ -71,7 +72,7 @@ def sniff_format(path: Path) -> str | None:
     return None
 
 
-def import_judge_file(path: str | Path, fmt: str, *, store_path: str | Path = Path("outputs/probekit.duckdb"),
+def import_judge_file(path: str | Path, fmt: str, *, store_path: str | Path = DEFAULT_STORE,
                       survey_file: str | Path | None = None, skip_bad: bool = False, models: Sequence[str] | None = None,
                       on_problem: Callable[[RowProblem], None] | None = None) -> ImportSummary:
     """`probekit import` of a judgments or answers file (`fmt`)."""
@@ -164,7 +165,7 @@ def _check_judgment(data: Any) -> str | None:
     return None
 
 
-def import_judgments(path: str | Path, *, store: Store | str | Path = Path("outputs/probekit.duckdb"),
+def import_judgments(path: str | Path, *, store: Store | str | Path = DEFAULT_STORE,
                      skip_bad: bool = False, on_problem: Callable[[RowProblem], None] | None = None) -> ImportSummary:
     """Import judgments made elsewhere as a pairwise survey and one run (its models are the judges)."""
     source = Path(path)
@@ -274,7 +275,7 @@ def _answer_lines(source: Path, models: Sequence[str] | None,
     return out
 
 
-def import_answers(path: str | Path, *, store: Store | str | Path = Path("outputs/probekit.duckdb"),
+def import_answers(path: str | Path, *, store: Store | str | Path = DEFAULT_STORE,
                    survey: Survey | None = None, models: Sequence[str] | None = None, skip_bad: bool = False,
                    on_problem: Callable[[RowProblem], None] | None = None) -> ImportSummary:
     """Import free answers made elsewhere as `generate` results of one run (only `models`, when given). The

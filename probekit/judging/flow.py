@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from probekit.defaults import DEFAULT_STORE
 from probekit.hashing import config_hash
 from probekit.judging.gold import set_gold
 from probekit.judging.pairs import pair_items, pair_survey, plan_pairs
@@ -176,7 +177,7 @@ async def _run_models(stage: str, jobs: list[tuple[str, list[tuple[Survey, str |
 
 
 async def run_judging_async(experiment: str | Path | LoadedJudging, *, models: Sequence[str] | None = None,
-                            judges: Sequence[str] | None = None, store: str | Path = Path("outputs/probekit.duckdb"),
+                            judges: Sequence[str] | None = None, store: str | Path = DEFAULT_STORE,
                             limit: int | None = None, options: Any = None, progress: Progress | None = None,
                             stages: Sequence[str] = ("answer", "judge")) -> JudgingSummary:
     """Run a judging experiment (docs/judges.md): stage 1 answers, stage 2 judgments, the gold source set.

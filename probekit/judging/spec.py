@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from probekit.defaults import DEFAULT_MODEL
 from probekit.experiment import SurveyRun, apply_settings
 from probekit.survey.errors import SpecError, SpecProblem
 from probekit.survey.loader import analysis_problems, survey_from_yaml
@@ -96,7 +97,7 @@ class JudgingExperiment(_Strict):
     """What the experiment measures."""
     replicates: str = ""
     """Citation of the design it replicates."""
-    models: list[str] = Field(default_factory=lambda: ["smollm2"])
+    models: list[str] = Field(default_factory=lambda: [DEFAULT_MODEL])
     """Models that answer (stage 1) and, unless `judges` says otherwise, judge (stage 2); the command line's
     --models replaces them."""
     judges: list[str] | None = None

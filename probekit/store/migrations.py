@@ -228,8 +228,7 @@ MIGRATIONS: list[Migration] = [
         CREATE TABLE judge_gold_sources (
             survey_id VARCHAR PRIMARY KEY,       -- the pairwise survey the gold is for
             kind VARCHAR NOT NULL,               -- panel | file
-            settings JSON NOT NULL,              -- panel: {panel: [judges] or null = every judge, exclude: parties | judge};
-                                                 -- file: {file, sha256, rows}
+            settings JSON NOT NULL,              -- panel: {panel: [judges] or null = every judge, exclude: parties | judge}; file: {file, sha256, rows}
             updated_at TIMESTAMPTZ NOT NULL
         );
         CREATE TABLE judge_gold (

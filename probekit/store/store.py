@@ -28,13 +28,13 @@ import numpy as np
 import pandas as pd
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
 
+from probekit.defaults import DEFAULT_STORE  # re-exported here: importers and tests read it from the store
 from probekit.errors import ProbekitError
 from probekit.hashing import canonical_json
 from probekit.processes import pid_alive
 from probekit.store.migrations import MIGRATIONS
 from probekit.store.rows import RESULT_COLUMNS, ResultRow
 
-DEFAULT_STORE = Path("outputs/probekit.duckdb")
 LOCK_WAIT_SECONDS = 60.0
 
 RESULT_KEY = ["run_id", "trial_id", "model", "respondent", "sample_index"]
