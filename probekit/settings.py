@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from probekit.defaults import DEFAULT_MODEL, DEFAULT_STORE
 from probekit.errors import EXIT_SPEC_ERROR, ProbekitError
 from probekit.models_config import ModelConfig
-from probekit.ray_options import RayOptions
+from probekit.ray_options import RayOptions, check_local_capacity, check_reachable
 from probekit.survey.schema import ReasoningMode
 
 if TYPE_CHECKING:
@@ -432,6 +432,12 @@ def run_settings(request: RunRequest, *, kind: SpecKind = "survey", store: str |
     executor, ray = ray_settings(request, experiment_ray)
     if executor == "ray" or (executor == "auto" and ray is not None):
         check_ray_installed()
+        try:  # refused before a run exists (the executor checks again when it starts)
+            check_local_capacity(ray or RayOptions())
+            if check_keys:  # a scheduled job's cluster need not be up when the job is added
+                check_reachable((ray or RayOptions()).address)
+        except (ValueError, RuntimeError) as error:
+            raise SettingsError(str(error)) from None
     engines = {model: _model_settings(model, request, request.batch_size, check_keys) for model in every}
     return RunSettings(kind=kind, models=tuple(models), store=Path(store), limit=request.limit, orders=request.orders,
                        mode=request.mode, samples=request.samples, temperature=request.temperature,

@@ -12,6 +12,7 @@ import pytest
 from cli_helpers import STARTER, cli_subprocess, refused
 
 from probekit.execution.ray_pool import RayOptions, check_local_capacity, check_reachable
+from probekit.store.store import Store
 
 CORES = os.cpu_count() or 1
 
@@ -54,6 +55,8 @@ def test_run_with_1000_actors_starts_no_ray(tmp_path: Path) -> None:
                             env={"RAY_TMPDIR": str(tmp_path / "ray")}, timeout=300)
     refused(result, "--ray-actors 1000", f"this machine has {CORES}", code=1)
     assert not (tmp_path / "ray").exists(), "a Ray instance was started"
+    # Refused with the run's settings, before a run exists: no `interrupted` run is left behind.
+    assert not (tmp_path / "s.duckdb").exists() or Store(tmp_path / "s.duckdb").runs().empty
 
 
 @pytest.mark.slow
@@ -62,3 +65,4 @@ def test_run_with_an_unreachable_address_fails_with_a_clear_message(tmp_path: Pa
     result = cli_subprocess("run", str(STARTER), "--models", "fake:a", "--limit", "1", "--executor", "ray",
                             "--ray-address", "127.0.0.1:1", "--store", str(tmp_path / "s.duckdb"), "-q", timeout=200)
     refused(result, "cannot reach the Ray cluster at 127.0.0.1:1", "Connection refused", code=1)
+    assert not (tmp_path / "s.duckdb").exists() or Store(tmp_path / "s.duckdb").runs().empty
