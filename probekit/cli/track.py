@@ -83,6 +83,9 @@ def track_add(
     temperature: Annotated[Optional[float], typer.Option(min=0.0, help="Sampling temperature.")] = None,
     orders: Annotated[Optional[str], typer.Option(help="Permutation policy: identity|reversed|cyclic|all|random:K|pride[:alpha].")] = None,
     reasoning: Annotated[Optional[list[str]], typer.Option(help="Reasoning modes: direct, reasoning (repeat or space-separate).")] = None,
+    personas: Annotated[Optional[list[str]], typer.Option(
+        "--personas", help="Only these persona ids of surveys with a personas: block (comma-separated or "
+            "repeated); the default context stays when the spec includes it.")] = None,
     seed: Annotated[int, typer.Option(help="Base seed (each run derives its own from it unless --fixed-seed).")] = 0,
     fixed_seed: Annotated[bool, typer.Option(
         "--fixed-seed", help="Every run uses --seed as is (repeats of "
@@ -138,7 +141,7 @@ def track_add(
             _fail(f"{' and '.join(missing)} needed: a new job names its surveys and its schedule", EXIT_SPEC_ERROR)
     # The job's run settings: those given, on top of the stored job's (with --replace), else the defaults.
     flags = {"limit": limit, "mode": mode, "samples": samples, "temperature": temperature, "orders": orders,
-             "reasoning": reasoning, "seed": seed, "vary_seed": not fixed_seed,
+             "reasoning": reasoning, "personas": personas, "seed": seed, "vary_seed": not fixed_seed,
              "models_config": models_config.absolute() if models_config else None, "api_base": api_base,
              "api_key_env": api_key_env, "concurrency": concurrency, "rpm": rpm, "tpm": tpm, "timeout": timeout}
     parameter_of = {"vary_seed": "fixed_seed"}

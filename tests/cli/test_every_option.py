@@ -325,6 +325,7 @@ TRACK_PROBES: dict[str, dict[str, Probe]] = {
     "orders": _track(Probe(lambda env: ["--orders", "cyclic"], _job_has(lambda j: j.options.orders, "cyclic"))),
     "reasoning": _track(Probe(lambda env: ["--reasoning", "direct", "reasoning"],
                               _job_has(lambda j: j.options.reasoning, ("direct", "reasoning")))),
+    "personas": _track(Probe(lambda env: ["--personas", "japan"], refused="no survey of the run has personas")),
     "seed": _track(Probe(lambda env: ["--seed", "9"], _job_has(lambda j: j.options.seed, 9))),
     "fixed_seed": _track(Probe(lambda env: ["--fixed-seed"], _job_has(lambda j: j.options.vary_seed, False))),
     "tz": _track(Probe(lambda env: ["--every", "0 6 * * *", "--tz", "Europe/Berlin"], _job_has(lambda j: j.tz, "Europe/Berlin"))),

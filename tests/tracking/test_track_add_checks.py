@@ -103,3 +103,30 @@ def test_the_job_runs_with_every_stored_setting(store_path: Path) -> None:
     assert options.backend_options["openai/x"] == {"api_base": "http://127.0.0.1:9/v1", "concurrency": 2, "rpm": 60.0,
                                                    "tpm": 600.0, "timeout": 9.0}
     assert (options.limit, options.new_run) == (2, True)
+
+
+def test_track_add_personas_are_checked_stored_and_run(tmp_path: Path) -> None:
+    """--personas: an id the survey lacks stores no job; a known one is stored and reaches the job's runs."""
+    from datetime import datetime, timezone
+
+    from probekit.tracking import run_due
+
+    survey = tmp_path / "personas.yaml"
+    survey.write_text(
+        "id: p\nkind: choice\ntemplates:\n  - id: ab\n    user: \"{context}\\n{options}\\nAnswer with {labels_or}.\"\n"
+        "personas:\n  people:\n    - {id: japan, attributes: {country: Japan}}\n    - {id: chile, attributes: {country: Chile}}\n"
+        "  styles: [portray]\n"
+        "items:\n  - id: q1\n    fields: {context: \"A wallet.\"}\n    options: [{text: Return it.}, {text: Keep it.}]\n")
+    store = tmp_path / "s.duckdb"
+    runner = CliRunner()
+    bad = runner.invoke(app, ["track", "add", "j", "--survey", str(survey), "--every", "1d", "--models", "fake:a",
+                              "--personas", "mars", "--store", str(store)])
+    assert bad.exit_code != 0 and "no persona(s) ['mars']" in bad.output
+    assert not store.exists() or not list_jobs(Store(store))
+    good = runner.invoke(app, ["track", "add", "j", "--survey", str(survey), "--every", "1d", "--models", "fake:a",
+                               "--personas", "japan", "--store", str(store)])
+    assert good.exit_code == 0, good.output
+    assert get_job(Store(store), "j").options.personas == ("japan",)
+    run_due(store, now=datetime.now(timezone.utc))
+    respondents = set(Store(store).query("SELECT DISTINCT respondent FROM results")["respondent"])
+    assert respondents == {"", "japan"}  # the default context and the one persona asked for
