@@ -74,12 +74,15 @@ def analyze(
     n_boot: int = 1000,
     strict: bool = False,
     thresholds: Thresholds | None = None,
+    persona: str | None = "",
 ) -> dict[str, pd.DataFrame]:
     """The tables for a run (default: the newest finished run, `loader.default_run`) or a survey id, like
     `probekit analyze`: those named in `tables`, else every applicable one with `all_tables`, else those the
     run's experiment or the survey lists (`listed_tables`). With several surveys in a run, table names are
     prefixed `<survey_id>.`. Every row carries `flags` (probekit.analysis.quality); `strict` drops flagged rows;
-    `thresholds` replaces the quality layer's defaults (and the judges' win margin)."""
+    `thresholds` replaces the quality layer's defaults (and the judges' win margin). `persona`: the persona
+    context the tables read ('' the default context, an id that persona, None all pooled); the human-alignment
+    tables always compare every context."""
     from probekit.analysis.loader import contexts
     from probekit.analysis.quality import DEFAULT, drop_flagged
     from probekit.analysis.registry import build_tables, unknown_tables
@@ -89,7 +92,15 @@ def analyze(
     unknown = unknown_tables(list(tables or []))
     if unknown:
         raise ValueError("; ".join(f"{message} — {fix}" for _index, message, fix in unknown))
-    scopes = contexts(store, run=run, survey=survey, models=models, seed=seed, n_boot=n_boot, thresholds=thresholds or DEFAULT)
+    scopes = contexts(store, run=run, survey=survey, models=models, seed=seed, n_boot=n_boot, thresholds=thresholds or DEFAULT,
+                      persona=persona)
+    if persona:  # a persona id: one that the surveys in scope have, else nothing would say why the tables are empty
+        known = {str(p) for ctx in scopes if ctx._has_personas()
+                 for p in ctx.store.query("SELECT DISTINCT persona_id FROM trials WHERE survey_id = ? AND persona_id <> ''",
+                                          [ctx.info.survey_id])["persona_id"]}
+        if persona not in known:
+            raise ValueError(f"no persona {persona!r} in the surveys in scope: use one of {', '.join(sorted(known)) or '(none)'}, "
+                             "'all', or leave --persona out for the default context")
     out: dict[str, pd.DataFrame] = {}
     for ctx in scopes:
         only = tables if tables is not None or all_tables else listed_tables(ctx)

@@ -667,7 +667,7 @@ def _read_inputs(ctx: Any) -> HumanInputs | None:
     trial_columns = _columns(ctx, "trials")
     style = "t.persona_style" if "persona_style" in trial_columns else "''"
     persona = "coalesce(nullif(t.persona_id, ''), r.respondent)" if "persona_id" in trial_columns else "r.respondent"
-    where, params = ctx._filters()
+    where, params = ctx._filters(all_personas=True)  # the tables compare the contexts
     width = int(max(len(s) for s in human["shares"]))
     means = "".join(f", avg(r.distribution[{k + 1}]) FILTER (WHERE r.status = 'ok' AND r.distribution IS NOT NULL) AS p{k}"
                     for k in range(width))

@@ -55,13 +55,22 @@ class AnalysisContext:
     n_boot: int = 1000
     thresholds: Thresholds = DEFAULT_THRESHOLDS
     """The quality layer's thresholds and the judges' win margin (probekit.analysis.quality)."""
+    persona: str | None = ""
+    """The persona context the tables read: '' the default context (no persona), a persona id that persona's
+    trials (all its styles), None every context pooled. A persona is an axis of its own, not one more form of an
+    item: pooling it would count 'answer as a person in Japan' as a rewording of the question. The
+    human-alignment tables compare contexts and read them all (`_filters(all_personas=True)`)."""
     _cache: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
 
     # -- SQL ---------------------------------------------------------------------------------------
-    def _filters(self, result_alias: str = "r", trial_alias: str = "t") -> tuple[str, list[Any]]:
-        """WHERE clause restricting results to this survey, runs and models."""
+    def _filters(self, result_alias: str = "r", trial_alias: str = "t", *,
+                 all_personas: bool = False) -> tuple[str, list[Any]]:
+        """WHERE clause restricting results to this survey, runs, models and persona context."""
         clauses = [f"{trial_alias}.survey_id = ?"]
         params: list[Any] = [self.info.survey_id]
+        if not all_personas and self.persona is not None and self._has_personas():
+            clauses.append(f"{trial_alias}.persona_id = ?")
+            params.append(self.persona)
         if self.run_ids:
             clauses.append(f"{result_alias}.run_id IN ({', '.join('?' for _ in self.run_ids)})")
             params.extend(self.run_ids)
@@ -69,6 +78,14 @@ class AnalysisContext:
             clauses.append(f"{result_alias}.model IN ({', '.join('?' for _ in self.models)})")
             params.extend(self.models)
         return " AND ".join(clauses), params
+
+    def _has_personas(self) -> bool:
+        """The store's trials carry the persona axis (migration 10; a store opened read-only may predate it)."""
+        if "_has_personas" not in self._cache:
+            found = self.store.query("SELECT count(*) AS n FROM information_schema.columns WHERE table_name = 'trials' "
+                                     "AND column_name = 'persona_id'")
+            self._cache["_has_personas"] = found
+        return bool(self._cache["_has_personas"]["n"].iloc[0])
 
     def sql(self, query: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
         """Read-only SQL over the store. `{scope}` in the query is replaced by this context's filter on
@@ -235,9 +252,11 @@ def contexts(
     seed: int = 0,
     n_boot: int = 1000,
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    persona: str | None = "",
 ) -> list[AnalysisContext]:
     """One context per survey in scope: the surveys of `run` (or the newest run when neither is given),
-    or the survey id `survey` across all its runs."""
+    or the survey id `survey` across all its runs. `persona`: the persona context the tables read
+    (AnalysisContext.persona)."""
     store = Store(store_path)
     run_ids: list[str] | None = None
     if survey is not None:
@@ -258,6 +277,6 @@ def contexts(
     model_list = list(models) if models else None
     return [
         AnalysisContext(store=store, info=survey_info(store, sid), run_ids=run_ids, models=model_list, seed=seed, n_boot=n_boot,
-                        thresholds=thresholds)
+                        thresholds=thresholds, persona=persona)
         for sid in survey_ids
     ]

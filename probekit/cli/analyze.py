@@ -51,6 +51,10 @@ def analyze(
     judge_margin: Annotated[Optional[float], typer.Option(
         "--judge-margin", min=0.0, max=1.0, help="A response wins a judged pair only when its "
             "two-order score beats the other's by more than this (default 0.05; docs/judges.md).")] = None,
+    persona: Annotated[Optional[str], typer.Option(
+        "--persona", help="The persona context the tables read: a persona id (all its styles), or 'all' "
+            "to pool every context. Default: the default context (no persona); the human-alignment tables always "
+            "compare every context (docs/personas.md).")] = None,
 ) -> None:
     """Analysis tables for a run or survey: uncertainty/consistency, Likert traits, political compass,
     POBs, value preferences … with 95 % bootstrap CIs and n. By default the tables the surveys (or the
@@ -85,7 +89,8 @@ def analyze(
             run, picked = default_run(Store(store))
         result: dict[str, Any] = analyze_tables(store, run=run, survey=survey, models=model_list, tables=only,
                                                 all_tables=all_tables, seed=seed, n_boot=n_boot, strict=strict,
-                                                thresholds=thresholds)
+                                                thresholds=thresholds,
+                                                persona=None if persona == "all" else (persona or ""))
     except (KeyError, ValueError, FileNotFoundError) as error:
         typer.echo(f"error: {error.args[0] if error.args else error}", err=True)
         raise typer.Exit(1) from None
