@@ -173,10 +173,11 @@ def parse_pobs(path: Path, model: str | None = None, run: int | None = None) -> 
             else:
                 response.label = label
                 polarity = question.get(polarity_key)
-                # A question without options_polarity (the release's non-polar ones) has no scale to check an answer's
-                # polarity against: the survey's coding of it is probekit's (survey_from_files), not the file's.
-                has_scale = isinstance(question.get("options_polarity"), list)
-                if has_scale and isinstance(polarity, (int, float)) and not isinstance(polarity, bool):
+                # The release's non-polar questions list their options without options_polarity: there is no published
+                # scale to check an answer's polarity against (probekit codes them, survey_from_files). Any other
+                # answer's polarity is checked against the survey's scale.
+                non_polar = isinstance(question.get("options"), list) and question.get("options_polarity") is None
+                if not non_polar and isinstance(polarity, (int, float)) and not isinstance(polarity, bool):
                     response.check_polarity = float(polarity)
             parsed.responses.append(response)
     return parsed

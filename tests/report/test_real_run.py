@@ -69,7 +69,7 @@ def test_report_from_a_real_small_run(tmp_path: Path) -> None:
                      title="probekit report: SmolLM2-135M and Gemma-3-270M, small run")
     reported = time.monotonic()
     assert written.sections == SECTIONS
-    assert [title for title, _ in written.omitted] == ["Judges", "Drift over time"]
+    assert [title for title, _ in written.omitted] == ["Whose opinions?", "Judges", "Drift over time"]
     html = html_path.read_text(encoding="utf-8")
     shape = outline(html)
     for section, tags in shape.sections.items():
