@@ -35,6 +35,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from probekit.analysis.bootstrap import DEFAULT_RESAMPLES, count_blocks, percentile_interval
+from probekit.analysis.quality import DEFAULT as QUALITY_DEFAULTS
 from probekit.analysis.registry import SurveyInfo, register
 
 Array = NDArray[np.float64]
@@ -42,7 +43,7 @@ DEFAULT = ""
 """persona_id / persona_style of the default context (no persona)."""
 MIN_QUESTIONS = 5
 """Fewer questions than this: the row is flagged `few_questions` (a mean over 1–4 questions is an anecdote)."""
-LOW_VALID_MASS = 0.1
+LOW_VALID_MASS = QUALITY_DEFAULTS.min_label_mass
 """Mean valid label mass below this: flagged `low_label_mass` (the distribution is renormalised from noise, §10;
 the same code and threshold as probekit.analysis.quality)."""
 CORRECT_ANSWER_TAU = 0.9
